@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// kvmxx::open(kernel, core, f): probe a core file, pick Backend and Arch, and call f with
+// the fully typed handle — one dispatch per open, none per read (DESIGN.md "Open modes").
+// Every backend added later plugs its probe into `probes` below; the probes are mutually
+// exclusive, and probe_core() refuses a file that two of them claim
+// (specs/freebsd-libkvm.md §1.6, STYLE.md §15.12).
+#pragma once
+#include <kvmxx/arch/amd64.hpp>
+#include <kvmxx/backend/minidump.hpp>
+#include <kvmxx/core/concepts.hpp>
+#include <kvmxx/core/error.hpp>
+#include <kvmxx/core/kernel_memory.hpp>
+#include <kvmxx/detail/fd.hpp>
+#include <kvmxx/fwd.hpp>
+#include <kvmxx/resolver/elf_symtab.hpp>
+
+#include <array>
+#include <cstddef>
+#include <span>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace kvmxx::inline KVMXX_ABI {
+
+/// The dump formats kvmxx::open recognises.
+enum class core_format : std::uint8_t {
+  freebsd_minidump,
+};
+
+[[nodiscard]] constexpr std::string_view name_of(core_format f) noexcept {
+  switch (f) {
+    case core_format::freebsd_minidump: return "FreeBSD minidump";
+  }
+  return "unknown";
+}
+
+/// One probe: a format and a predicate on the file's first bytes.
+struct core_probe {
+  core_format format;
+  bool (*matches)(std::span<const std::byte> head) noexcept;
+};
+
+/// Every probe kvmxx::open runs, in no significant order: they must be exclusive.
+inline constexpr core_probe probes[] = {
+    {core_format::freebsd_minidump, &backend::minidump::probe},
+};
+
+/// How many bytes of a core the probes look at.
+inline constexpr std::size_t probe_size = 4096;
+
+/// The formats whose probe matches these bytes (a test helper: at most one may match).
+[[nodiscard]] inline std::size_t count_matching_probes(std::span<const std::byte> head) noexcept {
+  std::size_t n = 0;
+  for (const auto& p : probes) n += p.matches(head) ? 1 : 0;
+  return n;
+}
+
+/// Decides the format of a core from its first bytes.
+/// \errors errc::not_a_dump when no probe matches, errc::corrupt when two do
+[[nodiscard]] inline result<core_format> probe_core_image(std::span<const std::byte> head, const char* path) {
+  const core_probe* found = nullptr;
+  for (const auto& p : probes) {
+    if (!p.matches(head)) continue;
+    if (found != nullptr)
+      return detail::fail(errc::corrupt, "%s: matches both the %s and the %s probe", path,
+                          name_of(found->format).data(), name_of(p.format).data());
+    found = &p;
+  }
+  if (found == nullptr) {
+    char hex[3 * 8 + 1] = {};
+    for (std::size_t k = 0; k < 8 && k < head.size(); ++k)
+      std::snprintf(hex + 3 * k, 4, "%02x ", std::to_integer<unsigned>(head[k]));
+    return detail::fail(errc::not_a_dump, "%s: not a crash dump of a format kvmxx knows (first bytes: %s)", path, hex);
+  }
+  return found->format;
+}
+
+/// Reads the first bytes of a core file and probes them.
+/// \errors system errors naming the path; errc::invalid_argument for a directory or an
+/// empty file; those of probe_core_image
+[[nodiscard]] inline result<core_format> probe_core_file(const char* path) {
+  KVMXX_TRY(fd, detail::open_file(path, O_RDONLY));
+  KVMXX_TRY(st, detail::stat_fd(fd, path));
+  if (S_ISDIR(st.st_mode)) return detail::fail(errc::invalid_argument, "%s: is a directory", path);
+  std::array<std::byte, probe_size> head{};
+  KVMXX_TRY(n, detail::pread_full(fd.get(), head.data(), head.size(), 0, path));
+  if (n == 0) return detail::fail(errc::invalid_argument, "%s: empty file", path);
+  return probe_core_image(std::span<const std::byte>(head.data(), n), path);
+}
+
+/// Every fully typed handle kvmxx::open can produce.
+using any_dump_handle = std::variant<freebsd_amd64_minidump>;
+
+/// Probes `core`, opens it with the matching Backend and Arch, and returns the typed handle
+/// in a variant. `kernel` (may be nullptr) supplies symbols and is checked against the core.
+[[nodiscard]] inline result<any_dump_handle> open_dump_handle(const char* kernel, const char* core) {
+  KVMXX_TRY(format, probe_core_file(core));
+  switch (format) {
+    case core_format::freebsd_minidump: {
+      // The header names the architecture; only amd64 has an Arch so far (the backend
+      // reports other minidump architectures as unsupported).
+      KVMXX_TRY(km, freebsd_amd64_minidump::open_dump(kernel, core));
+      return any_dump_handle(std::in_place_type<freebsd_amd64_minidump>, std::move(km));
+    }
+  }
+  return detail::fail(errc::not_a_dump, "%s: no backend for this format", core);  // not reached
+}
+
+namespace detail {
+template <class R>
+struct flatten_result {
+  using type = result<R>;
+};
+template <class T>
+struct flatten_result<result<T>> {
+  using type = result<T>;
+};
+}  // namespace detail
+
+/// Opens `core` (and `kernel`, may be nullptr) and calls f(handle&) with the fully typed
+/// handle. f is instantiated for every handle type, so it is usually a generic lambda; it
+/// must return the same type for each. Returns f's result (a result<T> is passed through,
+/// a plain T is wrapped, void becomes result<void>).
+///
+/// \code
+///   auto r = kvmxx::open("kernel", "vmcore.0", [](auto& km) -> kvmxx::result<int> {
+///     KVMXX_TRY(hz, km.address_of("hz"));
+///     return km.template read_as<int>(hz);
+///   });
+/// \endcode
+template <class F>
+auto open(const char* kernel, const char* core, F&& f)
+    -> typename detail::flatten_result<std::invoke_result_t<F&, freebsd_amd64_minidump&>>::type {
+  using ret = typename detail::flatten_result<std::invoke_result_t<F&, freebsd_amd64_minidump&>>::type;
+  KVMXX_TRY(h, open_dump_handle(kernel, core));
+  return std::visit(
+      [&](auto& km) -> ret {
+        using R = std::invoke_result_t<F&, decltype(km)>;
+        if constexpr (std::is_void_v<R>) {
+          f(km);
+          return success();
+        } else {
+          return f(km);
+        }
+      },
+      h);
+}
+
+}  // namespace kvmxx::inline KVMXX_ABI

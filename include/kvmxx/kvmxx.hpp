@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: BSD-2-Clause
+//
+// The umbrella header: the core, every backend, architecture and resolver. Never the
+// opt-in integrations (integration/).
+#pragma once
+#include <kvmxx/version.hpp>
+#include <kvmxx/fwd.hpp>
+#include <kvmxx/core/config.hpp>
+#include <kvmxx/core/error.hpp>
+#include <kvmxx/core/types.hpp>
+#include <kvmxx/core/concepts.hpp>
+#include <kvmxx/core/kernel_file.hpp>
+#include <kvmxx/core/kernel_memory.hpp>
+#include <kvmxx/core/open.hpp>
+#include <kvmxx/core/any_kernel_memory.hpp>
+#include <kvmxx/backend/minidump.hpp>
+#include <kvmxx/backend/live.hpp>
+#include <kvmxx/backend/null.hpp>
+#include <kvmxx/arch/amd64.hpp>
+#include <kvmxx/resolver/none.hpp>
+#include <kvmxx/resolver/elf_symtab.hpp>
+#include <kvmxx/resolver/callback.hpp>
+#include <kvmxx/os/freebsd/msgbuf.hpp>

@@ -1,0 +1,3 @@
+#include <kvmxx/kvmxx.hpp>
+
+int odr_second() { return &kvmxx::error_category() == &kvmxx::make_error_code(kvmxx::errc::corrupt).category() ? 1 : 0; }
