@@ -32,7 +32,7 @@ struct live_options {
   /// Physical devices: the top-level page-table root (CR3) to translate kernel virtual
   /// addresses with, and the number of paging levels. Without a root only physical
   /// reads work; the OS layer (Linux: VMCOREINFO) supplies it where it can.
-  std::optional<physaddr> page_table_root;
+  std::optional<physaddr> page_table_root{};
   unsigned paging_levels = 4;
 };
 

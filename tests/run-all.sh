@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (README, second command):
+#   1. g++ 12 build, -Werror: unit tests, tool tests, ODR check (+ the configure-time
+#      self-contained-header and compile-fail checks);
+#   2. clang 14 build, -Werror: the same tests again;
+#   3. clang 14 AddressSanitizer + UndefinedBehaviorSanitizer build: unit and tool tests;
+#   4. libFuzzer targets (clang), each for KVMXX_FUZZ_SECONDS (default 60) from a seed corpus.
+# Build trees are kept (build-gcc, build-clang, build-asan, build-fuzz) so a second run only
+# rebuilds what changed. The last line is "N passed, N failed[, N skipped]", counted from
+# the test reports (tests/summarize.py); the exit status is non-zero when anything failed.
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+results=$root/build-results
+rm -rf "$results"
+mkdir -p "$results"
+fuzz_seconds=${KVMXX_FUZZ_SECONDS:-60}
+
+record() { echo "$1 $2" >>"$results/$3.result"; }
+
+# build NAME COMPILER MESON_ARGS...: configures (once) and builds; records the build itself.
+build() {
+  local name=$1 cxx=$2
+  shift 2
+  local dir=$root/build-$name
+  echo "=== build $name ($cxx $*)"
+  if [ ! -f "$dir/build.ninja" ]; then
+    if ! CXX=$cxx meson setup "$dir" "$@" >"$results/$name-setup.log" 2>&1; then
+      cat "$results/$name-setup.log"
+      record fail "build-$name: meson setup failed (see above)" builds
+      return 1
+    fi
+  fi
+  if ! ninja -C "$dir" >"$results/$name-build.log" 2>&1; then
+    tail -50 "$results/$name-build.log"
+    record fail "build-$name: compilation failed (see above)" builds
+    return 1
+  fi
+  record pass "build-$name" builds
+}
+
+# catch NAME BINARY: runs a Catch2 binary with the XML reporter.
+run_catch() {
+  local name=$1 bin=$2
+  echo "=== test $name"
+  "$bin" -r xml -o "$results/$name.xml" >"$results/$name.stdout" 2>&1
+  local rc=$?
+  if [ ! -s "$results/$name.xml" ]; then
+    cat "$results/$name.stdout"
+    record fail "$name: the test binary produced no report (exit $rc)" crashes
+  fi
+}
+
+for cfg in gcc clang; do
+  cxx=g++
+  [ $cfg = clang ] && cxx=clang++
+  if build $cfg $cxx --buildtype=debugoptimized; then
+    run_catch $cfg-unit "build-$cfg/tests/kvmxx-unit"
+    run_catch $cfg-tool "build-$cfg/tests/kvmxx-tool-test"
+    if meson test -C "build-$cfg" odr >"$results/$cfg-odr.log" 2>&1; then
+      record pass "$cfg-odr" odr
+    else
+      cat "$results/$cfg-odr.log"
+      record fail "$cfg-odr: two translation units including every header did not link or run" odr
+    fi
+  fi
+done
+
+# Sanitizers: leaks, out-of-bounds reads on damaged dumps, undefined behaviour.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+if build asan clang++ --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false; then
+  run_catch asan-unit build-asan/tests/kvmxx-unit
+  run_catch asan-tool build-asan/tests/kvmxx-tool-test
+fi
+
+if build fuzz clang++ --buildtype=debugoptimized -Dfuzzing=true -Dtests=enabled -Dtools=false; then
+  rm -rf "$results/corpus" && mkdir -p "$results/corpus/minidump" "$results/corpus/elf"
+  build-fuzz/tests/fuzz/make_seeds "$results/corpus/minidump" "$results/corpus/elf"
+  for t in minidump:minidump_fuzz elf:elf_symtab_fuzz; do
+    corpus=${t%%:*} bin=${t##*:}
+    echo "=== fuzz $bin for ${fuzz_seconds}s"
+    if build-fuzz/tests/fuzz/$bin -max_total_time="$fuzz_seconds" -max_len=65536 -rss_limit_mb=2048 \
+        -artifact_prefix="$results/" "$results/corpus/$corpus" >"$results/$bin.log" 2>&1; then
+      record pass "fuzz-$bin (${fuzz_seconds}s, $(grep -o 'Done [0-9]* runs' "$results/$bin.log"))" fuzz
+    else
+      tail -40 "$results/$bin.log"
+      record fail "fuzz-$bin: crash or sanitizer report, artifacts in $results" fuzz
+    fi
+  done
+fi
+
+echo "=== results"
+exec python3 tests/summarize.py "$results"
