@@ -70,8 +70,23 @@ class minidump {
     return parse(detail::file_image::borrow(bytes, std::move(name)));
   }
 
-  minidump(minidump&&) noexcept = default;
-  minidump& operator=(minidump&&) noexcept = default;
+  /// A moved-from minidump is empty: every page is absent, the sections are empty.
+  minidump(minidump&& o) noexcept { *this = std::move(o); }
+  minidump& operator=(minidump&& o) noexcept {
+    if (this != &o) {
+      image_ = std::move(o.image_);
+      hdr_ = o.hdr_;
+      machine_ = o.machine_;
+      page_ = o.page_;
+      avail_ = std::move(o.avail_);
+      ranges_ = std::move(o.ranges_);
+      bitmap_ = std::move(o.bitmap_);
+      sparse_end_ = o.sparse_end_;
+      truncated_ = o.truncated_;
+      o.reset();
+    }
+    return *this;
+  }
   minidump(const minidump&) = delete;
   minidump& operator=(const minidump&) = delete;
 
@@ -87,6 +102,7 @@ class minidump {
   /// The kernel message buffer section: msgbufsize raw bytes of the ring, without its
   /// read/write indices (§2.1).
   [[nodiscard]] std::span<const std::byte> message_buffer() const noexcept {
+    if (!detail::fits(hdr_.msgbuf_off, hdr_.msgbufsize, image_.size())) return {};  // closed or moved-from
     return image_.bytes().subspan(hdr_.msgbuf_off, hdr_.msgbufsize);
   }
 
@@ -172,13 +188,24 @@ class minidump {
   }
 
   /// Nothing to report: the file descriptor was closed right after mapping.
+  /// Unmaps the file; the backend is then empty (every page absent).
   [[nodiscard]] result<void> close() noexcept {
-    image_ = detail::file_image{};
+    reset();
     return success();
   }
 
  private:
   minidump() = default;
+
+  void reset() noexcept {
+    image_ = detail::file_image{};
+    hdr_ = {};
+    avail_.clear();
+    ranges_.clear();
+    bitmap_ = {};
+    sparse_end_ = 0;
+    truncated_ = false;
+  }
 
   struct range_index {
     std::uint64_t start_pfn, end_pfn;  // pages floor(start/P) .. ceil(end/P), as _kvm_pa_bit_id counts
@@ -213,7 +240,7 @@ class minidump {
     const std::size_t magic_len = std::min<std::size_t>(bytes.size(), 24);
     const std::string_view magic_field(reinterpret_cast<const char*>(bytes.data()), magic_len);
     const std::string_view magic_text = magic_field.substr(0, magic_field.find('\0'));
-    if (magic_text != fmt::amd64::magic || magic_len < 24) {
+    if (magic_text != fmt::amd64::magic) {
       for (auto other : known_other)
         if (magic_text == other)
           return detail::fail(errc::unsupported_format, "%s: %.*s dumps are not supported yet", path,

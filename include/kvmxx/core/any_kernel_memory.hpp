@@ -47,7 +47,7 @@ class any_kernel_memory {
   template <class T>
     requires std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>
   [[nodiscard]] result<T> read_as(kvaddr va) const noexcept {
-    std::array<std::byte, sizeof(T)> raw;
+    std::array<std::byte, sizeof(T)> raw{};
     KVMXX_TRYV(read_exact(va, raw));
     T v;
     std::memcpy(&v, raw.data(), sizeof v);
@@ -74,7 +74,8 @@ class any_kernel_memory {
   [[nodiscard]] bool native() const noexcept { return impl_->native(); }
   [[nodiscard]] std::int64_t kerndisp() const noexcept { return impl_->kerndisp(); }
   [[nodiscard]] backend_info info() const { return impl_->info(); }
-  [[nodiscard]] result<void> close() noexcept { return impl_->close(); }
+  /// Also harmless on a moved-from handle (every other call needs a live one).
+  [[nodiscard]] result<void> close() noexcept { return impl_ ? impl_->close() : success(); }
 
   /// The typed handle, when the caller knows (or guesses) its type; nullptr otherwise.
   template <class Handle>

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -171,7 +172,9 @@ class kernel_memory {
   ~kernel_memory() = default;  // the backend's members close what it owns
 
   /// Closes the memory source now and reports close(2) errors (kvm_close's result). Every
-  /// later call on the handle fails with errc::no_memory_source. Closing twice is a no-op.
+  /// later memory access (read, write, translate, walk_pages) fails with
+  /// errc::no_memory_source; symbol lookups keep working, the resolver being separate from
+  /// the memory source. Closing twice is a no-op.
   [[nodiscard]] result<void> close() noexcept {
     if (closed_) return success();
     closed_ = true;
@@ -204,11 +207,15 @@ class kernel_memory {
         const std::size_t chunk = std::min(t.value().contiguous, out.size() - done);
         auto got = backend_.read_physical(t.value().pa, out.subspan(done, chunk));
         if (KVMXX_UNLIKELY(!got)) {
-          if (done == 0) return got.error();
+          const auto ec = name_virtual_address(got.error(), addr);
+          if (done == 0) return ec;
           return done;
         }
         done += got.value();
-        if (got.value() < chunk) break;  // the backend recorded why
+        if (got.value() < chunk) {  // the backend recorded why
+          (void)name_virtual_address(detail::last_error_record().code, addr + got.value());
+          break;
+        }
         addr += chunk;
       }
       return done;
@@ -229,7 +236,7 @@ class kernel_memory {
   template <class T>
     requires std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>
   [[nodiscard]] result<T> read_as(kvaddr va) const noexcept {
-    std::array<std::byte, sizeof(T)> raw;
+    std::array<std::byte, sizeof(T)> raw{};
     KVMXX_TRYV(read_exact(va, raw));
     T v;
     std::memcpy(&v, raw.data(), sizeof v);
@@ -379,6 +386,18 @@ class kernel_memory {
       return backend_.path();
     else
       return "memory image";
+  }
+
+  // The backend speaks of physical addresses; the caller asked for a virtual one.
+  static std::error_code name_virtual_address(std::error_code ec, std::uint64_t va) noexcept {
+    const std::string& msg = detail::last_error_record().message;
+    if (detail::last_error_record().code != ec) return ec;
+    try {
+      const std::string copy = msg;
+      return detail::fail(ec, "virtual address 0x%llx: %s", static_cast<unsigned long long>(va), copy.c_str());
+    } catch (...) {
+      return ec;
+    }
   }
 
   static std::error_code closed_error() noexcept {

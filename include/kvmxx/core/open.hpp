@@ -72,7 +72,7 @@ inline constexpr std::size_t probe_size = 4096;
   if (found == nullptr) {
     char hex[3 * 8 + 1] = {};
     for (std::size_t k = 0; k < 8 && k < head.size(); ++k)
-      std::snprintf(hex + 3 * k, 4, "%02x ", std::to_integer<unsigned>(head[k]));
+      std::snprintf(hex + 3 * k - (k > 0), 4, k > 0 ? " %02x" : "%02x", std::to_integer<unsigned>(head[k]));
     return detail::fail(errc::not_a_dump, "%s: not a crash dump of a format kvmxx knows (first bytes: %s)", path, hex);
   }
   return found->format;

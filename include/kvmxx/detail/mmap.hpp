@@ -97,6 +97,17 @@ class mapped_region {
 class file_image {
  public:
   file_image() = default;
+  /// The moved-from image is empty (its span would otherwise dangle once the new owner goes).
+  file_image(file_image&& o) noexcept
+      : region_(std::move(o.region_)), bytes_(std::exchange(o.bytes_, {})), path_(std::move(o.path_)) {}
+  file_image& operator=(file_image&& o) noexcept {
+    if (this != &o) {
+      region_ = std::move(o.region_);
+      bytes_ = std::exchange(o.bytes_, {});
+      path_ = std::move(o.path_);
+    }
+    return *this;
+  }
 
   /// Opens and maps a regular, non-empty file read-only.
   /// \errors system errors from open/fstat/mmap; errc::invalid_argument for a directory,

@@ -29,18 +29,38 @@ template <class F>
 class callback {
  public:
   explicit callback(F f) noexcept(std::is_nothrow_move_constructible_v<F>) : f_(std::move(f)) {}
+  callback(callback&&) noexcept(std::is_nothrow_move_constructible_v<F>) = default;
+  callback(const callback&) = default;
+  // Capturing lambdas cannot be assigned; re-emplacing makes every callable assignable,
+  // so callback<F> stays std::movable (the symbol_resolver contract).
+  callback& operator=(callback&& o) noexcept(std::is_nothrow_move_constructible_v<F>) {
+    if (this != &o) {
+      f_.reset();
+      if (o.f_) f_.emplace(std::move(*o.f_));
+    }
+    return *this;
+  }
+  callback& operator=(const callback& o) {
+    if (this != &o) {
+      f_.reset();
+      if (o.f_) f_.emplace(*o.f_);
+    }
+    return *this;
+  }
 
   [[nodiscard]] result<symbol> lookup(std::string_view name) const {
+    if (!f_) return detail::fail(errc::no_symbol_table, "the resolver callback was moved away");
+    const F& fn = *f_;
     std::optional<kvaddr> addr;
     if constexpr (std::is_invocable_r_v<int, const F&, const char*, std::uint64_t*>) {
       const std::string z(name);  // the C signature needs a terminated string
       std::uint64_t value = 0;
-      if (f_(z.c_str(), &value) == 0) addr = kvaddr{value};
+      if (fn(z.c_str(), &value) == 0) addr = kvaddr{value};
     } else {
       static_assert(std::is_invocable_r_v<std::optional<kvaddr>, const F&, std::string_view>,
                     "kvmxx: a resolver callback takes (const char*, uint64_t*) -> int or "
                     "(std::string_view) -> std::optional<kvaddr>");
-      addr = f_(name);
+      addr = fn(name);
     }
     if (!addr)
       return detail::fail(errc::symbol_not_found, "symbol \"%.*s\" not found by the resolver callback",
@@ -49,11 +69,15 @@ class callback {
   }
 
  private:
-  F f_;
+  std::optional<F> f_;
 };
 
 /// libkvm's exact resolver type.
 using c_callback = callback<int (*)(const char*, std::uint64_t*)>;
 static_assert(symbol_resolver<c_callback>);
+// Capturing lambdas (state) must make resolvers too.
+static_assert(symbol_resolver<callback<decltype([n = 1](std::string_view) -> std::optional<kvaddr> {
+                return kvaddr{static_cast<std::uint64_t>(n)};
+              })>>);
 
 }  // namespace kvmxx::inline KVMXX_ABI::resolver

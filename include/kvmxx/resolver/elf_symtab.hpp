@@ -102,7 +102,7 @@ class elf_symtab {
       const auto s = secs.at(shndx);
       if (s.sh_type == elf::sht_nobits) t = nlist_type::bss;
       else if (s.sh_type == elf::sht_progbits) t = (s.sh_flags & elf::shf_write) ? nlist_type::data : nlist_type::text;
-      else t = nlist_type::abs;
+      // other section types (INIT_ARRAY, NOTE, …): N_UNDF, as libc's nlist does
     }
     if (bind == elf::stb_global || bind == elf::stb_weak) t |= nlist_type::ext;
     return t;
