@@ -18,6 +18,7 @@
 #include <kvmxx/core/open.hpp>
 #include <kvmxx/core/types.hpp>
 #include <kvmxx/os/freebsd/msgbuf.hpp>
+#include <kvmxx/os/linux/printk.hpp>
 #include <kvmxx/version.hpp>
 
 #include <CLI/CLI.hpp>
@@ -236,7 +237,7 @@ int print_info(const Km& km) {
   rows.emplace_back("format", i.format);
   rows.emplace_back("architecture", std::string(kvmxx::name_of(i.arch)));
   rows.emplace_back("OS", std::string(kvmxx::name_of(i.os)));
-  rows.emplace_back("format version", fmt::format("{}", i.format_version));
+  if (i.format_version != 0) rows.emplace_back("format version", fmt::format("{}", i.format_version));
   rows.emplace_back("page size", fmt::format("{}", i.page_size));
   rows.emplace_back("file size", fmt::format("{} bytes ({})", i.file_size, mib(i.file_size)));
   if constexpr (requires { km.source().truncated(); })
@@ -248,12 +249,29 @@ int print_info(const Km& km) {
       ranges += " (the page bitmap's coverage: this minidump version does not list RAM)";
   rows.emplace_back("physical ranges", ranges);
   rows.emplace_back("dumped pages", fmt::format("{} ({})", i.dumped_pages, mib(i.dumped_pages * i.page_size)));
-  rows.emplace_back("message buffer", fmt::format("{} bytes", i.message_buffer_size));
+  if (i.os == kvmxx::os_kind::freebsd)
+    rows.emplace_back("message buffer", fmt::format("{} bytes", i.message_buffer_size));
   if constexpr (requires { km.source().header(); }) {
     const auto& h = km.source().header();
     rows.emplace_back("kernbase", fmt::format("{:#018x}", h.kernbase));
     rows.emplace_back("dmapbase", fmt::format("{:#018x}", h.dmapbase));
     rows.emplace_back("dmapend", fmt::format("{:#018x}", h.dmapend));
+  }
+  if constexpr (requires { km.source().vmcoreinfo(); }) {  // Linux ELF cores
+    const auto& src = km.source();
+    const auto& vi = src.vmcoreinfo();
+    rows.emplace_back("VMCOREINFO", vi.empty() ? "absent (no -device vmcoreinfo / kdump note)" : "present");
+    if (auto rel = vi.osrelease()) rows.emplace_back("OS release", std::string(*rel));
+    rows.emplace_back("KERNELOFFSET", vi.kernel_offset() ? fmt::format("{:#x}", *vi.kernel_offset())
+                                                         : std::string("unknown (no VMCOREINFO)"));
+    if (auto root = src.page_table_root())
+      rows.emplace_back("page-table root", fmt::format("{:#x} ({}-level paging{})", kvmxx::to_integer(*root),
+                                                       src.paging_levels(),
+                                                       vi.empty() ? ", from CR3 in the QEMU note" : ""));
+    else
+      rows.emplace_back("page-table root", "unknown: kernel virtual addresses cannot be translated");
+    rows.emplace_back("CPUs", fmt::format("{}", src.cpus().size()));
+    rows.emplace_back("PT_LOAD segments", fmt::format("{}", src.segments().size()));
   }
   if (const auto& k = km.kernel_file()) {
     rows.emplace_back("kernel file", fmt::format("ELF{}, {}-endian, {}", unsigned{k->elf_class},
@@ -459,7 +477,14 @@ int run_nlist(const dump_options& d, const std::vector<std::string>& names) {
 
 int run_dmesg(const dump_options& d) {
   return with_dump(d, [&](const auto& km) {
-    auto text = kvmxx::freebsd::message_buffer_text(km);
+    kvmxx::result<std::string> text = std::string();
+    if constexpr (requires { km.source().vmcoreinfo(); }) {  // Linux: the printk ring buffer
+      auto records = kvmxx::linux_::read_printk_records(km, km.source().vmcoreinfo());
+      if (!records) return fail_with(records.error());
+      text = kvmxx::linux_::format_printk(records.value());
+    } else {
+      text = kvmxx::freebsd::message_buffer_text(km);
+    }
     if (!text) return fail_with(text.error());
     std::string& t = text.value();
     if (!t.empty() && t.back() != '\n') t.push_back('\n');
@@ -516,11 +541,13 @@ int run_demo(const std::string& dir) {
 
 CLI::Option* add_dump_options(CLI::App* cmd, dump_options& d, bool kernel_required) {
   auto* kernel = cmd->add_option("-N,--kernel", d.kernel,
-                                 kernel_required ? "Kernel ELF file: symbols (required)"
-                                                 : "Kernel ELF file: symbols for SYMBOL arguments and msgbufp")
+                                 kernel_required ? "Kernel file: symbols (required)"
+                                                 : "Kernel file for symbols: a FreeBSD kernel or Linux vmlinux (ELF), "
+                                                   "or a Linux System.map / kallsyms file. Linux dumps also carry "
+                                                   "VMCOREINFO symbols of their own")
                      ->type_name("KERNEL");
   if (kernel_required) kernel->required();
-  cmd->add_option("-M,--core", d.core, "Crash dump (a FreeBSD minidump, vmcore.N)")->type_name("CORE")->required();
+  cmd->add_option("-M,--core", d.core, "Crash dump: a FreeBSD minidump (vmcore.N) or a Linux ELF core (vmcore, QEMU dump)")->type_name("CORE")->required();
   return kernel;
 }
 
@@ -582,7 +609,7 @@ int main(int argc, char** argv) {
   dump_options nlist_opts;
   std::vector<std::string> nlist_names;
   auto* nlist = app.add_subcommand("nlist", "Print the addresses of kernel symbols (kvm_nlist)");
-  auto* nlist_kernel = add_dump_options(nlist, nlist_opts, true);
+  auto* nlist_kernel = add_dump_options(nlist, nlist_opts, false);
   nlist->add_option("SYMBOL", nlist_names, "Symbol names, printed as \"SYMBOL 0xADDRESS\" in the given order")
       ->type_name("")
       ->required()

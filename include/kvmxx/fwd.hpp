@@ -15,6 +15,7 @@ class kernel_memory;
 class any_kernel_memory;
 namespace backend {
 class minidump;
+class elf_core;
 class live_physical;
 class live_virtual;
 class null;

@@ -10,6 +10,7 @@
 #include "amd64_minidump_writer.hpp"
 #include "file_util.hpp"
 #include "kernel_elf_writer.hpp"
+#include "skip.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -1014,4 +1015,96 @@ TEST_CASE("files that are missing or not a dump of this kernel fail with a messa
   }
   const auto arch = run_tool({"info", "-N", i386, "-M", f.core});
   CHECK(contains(arch.err, "i386"));
+}
+
+// ---- Linux: real dumps made by QEMU and makedumpfile (tests/real/make-linux-dumps.sh) ----
+
+namespace {
+std::string real_dumps() {
+  const char* d = std::getenv("KVMXX_LINUX_DUMPS");
+  if (d == nullptr || !std::filesystem::exists(std::string(d) + "/nokaslr/facts.txt")) return {};
+  return d;
+}
+std::string fact(const std::string& facts_path, const std::string& key) {
+  std::ifstream in(facts_path);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key + " ", 0) == 0) return line.substr(key.size() + 1);
+  return {};
+}
+std::string kallsyms_addr(const std::string& path, const std::string& name) {
+  std::ifstream in(path);
+  std::string a, t, n;
+  while (in >> a >> t >> n)
+    if (n == name) return a;
+  return {};
+}
+}  // namespace
+
+TEST_CASE("info names a Linux QEMU dump its release and page-table root", "[tool][linux][real]") {
+  const auto d = real_dumps();
+  if (d.empty()) KVMXX_TEST_SKIP("KVMXX_LINUX_DUMPS does not hold the real Linux dumps");
+  const auto r = run_tool({"info", "-M", d + "/la57/elf"});
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("Linux ELF core (QEMU dump-guest-memory)") != std::string::npos);
+  CHECK(r.out.find("6.1.0") != std::string::npos);
+  CHECK(r.out.find("5-level paging") != std::string::npos);  // facts: la57 1
+  CHECK(fact(d + "/la57/facts.txt", "la57") == "1");
+}
+
+TEST_CASE("nlist with the dump alone resolves VMCOREINFO symbols at their runtime addresses", "[tool][linux][real]") {
+  const auto d = real_dumps();
+  if (d.empty()) KVMXX_TEST_SKIP("KVMXX_LINUX_DUMPS does not hold the real Linux dumps");
+  const auto r = run_tool({"nlist", "-M", d + "/kaslr/elf", "init_uts_ns", "_stext"});
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out == "init_uts_ns 0x" + kallsyms_addr(d + "/kaslr/kallsyms.txt", "init_uts_ns") + "\n_stext 0x" +
+                     kallsyms_addr(d + "/kaslr/kallsyms.txt", "_stext") + "\n");
+}
+
+TEST_CASE("a link-time System.map is moved by KASLR's KERNELOFFSET", "[tool][linux][real]") {
+  const auto d = real_dumps();
+  if (d.empty()) KVMXX_TEST_SKIP("KVMXX_LINUX_DUMPS does not hold the real Linux dumps");
+  // The nokaslr boot's kallsyms holds link-time addresses: a System.map substitute.
+  const auto r = run_tool({"nlist", "-N", d + "/nokaslr/kallsyms.txt", "-M", d + "/kaslr/elf", "linux_banner"});
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out == "linux_banner 0x" + kallsyms_addr(d + "/kaslr/kallsyms.txt", "linux_banner") + "\n");
+}
+
+TEST_CASE("read of linux_banner equals the guest's /proc/version on every ELF dump", "[tool][linux][real]") {
+  const auto d = real_dumps();
+  if (d.empty()) KVMXX_TEST_SKIP("KVMXX_LINUX_DUMPS does not hold the real Linux dumps");
+  for (const std::string f : {"nokaslr/elf", "nokaslr/elf-paging", "nokaslr/mdf-d31.elf", "kaslr/elf", "la57/elf",
+                              "novmcoreinfo/elf"}) {
+    const std::string boot = f.substr(0, f.find('/'));
+    const std::string banner = fact(d + "/" + boot + "/facts.txt", "banner");
+    REQUIRE_FALSE(banner.empty());
+    // novmcoreinfo has no VMCOREINFO: symbols come from the link-time kallsyms file and
+    // translation from CR3 in QEMU's note.
+    const auto r = run_tool({"read", "--hex", "-N", d + "/nokaslr/kallsyms.txt", "-M", d + "/" + f, "linux_banner",
+                             std::to_string(banner.size())});
+    INFO(f << ": " << r.err);
+    REQUIRE(r.exit_code == 0);
+    std::string hex;
+    for (unsigned char c : banner) hex += "0123456789abcdef"[c >> 4], hex += "0123456789abcdef"[c & 15];
+    CHECK(r.out == hex + "\n");
+  }
+}
+
+TEST_CASE("dmesg of a Linux dump is byte-identical to makedumpfile --dump-dmesg", "[tool][linux][real]") {
+  const auto d = real_dumps();
+  if (d.empty()) KVMXX_TEST_SKIP("KVMXX_LINUX_DUMPS does not hold the real Linux dumps");
+  const auto r = run_tool({"dmesg", "-M", d + "/nokaslr/elf"});
+  REQUIRE(r.exit_code == 0);
+  std::ifstream in(d + "/nokaslr/dmesg.txt");
+  const std::string expected((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(expected.size() > 1000);
+  CHECK(r.out == expected);
+}
+
+TEST_CASE("dmesg of a dump without VMCOREINFO says why it cannot find the log", "[tool][linux][real]") {
+  const auto d = real_dumps();
+  if (d.empty()) KVMXX_TEST_SKIP("KVMXX_LINUX_DUMPS does not hold the real Linux dumps");
+  const auto r = run_tool({"dmesg", "-M", d + "/novmcoreinfo/elf"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("VMCOREINFO") != std::string::npos);
 }

@@ -194,6 +194,9 @@ struct amd64 {
       return detail::fail(errc::unmapped_address, "invalid address (0x%llx): not canonical for %u-level paging",
                           static_cast<ull>(va), levels);
     static constexpr const char* level_name[] = {"PTE", "PDE", "PDPTE", "PML4E", "PML5E"};
+    // The SME encryption bit sits inside the frame field; the backend says which to clear.
+    std::uint64_t clear = 0;
+    if constexpr (requires { { b.pte_clear_mask() } -> std::convertible_to<std::uint64_t>; }) clear = b.pte_clear_mask();
     std::uint64_t table = to_integer(*root) & frame_4k;
     for (unsigned level = levels; level-- > 0;) {
       const unsigned shift = 12 + 9 * level;
@@ -203,7 +206,7 @@ struct amd64 {
       if (!got || got.value() != raw.size())
         return detail::fail(errc::page_not_dumped, "invalid address (0x%llx): %s at physical 0x%llx is not readable",
                             static_cast<ull>(va), level_name[level], static_cast<ull>(entry_pa));
-      const auto e = detail::load<std::uint64_t>(raw.data());
+      const auto e = detail::load<std::uint64_t>(raw.data()) & ~clear;
       if ((e & pte_present) == 0)
         return detail::fail(errc::unmapped_address, "invalid address (0x%llx): %s not valid", static_cast<ull>(va),
                             level_name[level]);

@@ -7,16 +7,24 @@
 // (specs/freebsd-libkvm.md §1.6, STYLE.md §15.12).
 #pragma once
 #include <kvmxx/arch/amd64.hpp>
+#include <kvmxx/backend/elf_core.hpp>
 #include <kvmxx/backend/minidump.hpp>
 #include <kvmxx/core/concepts.hpp>
 #include <kvmxx/core/error.hpp>
 #include <kvmxx/core/kernel_memory.hpp>
 #include <kvmxx/detail/fd.hpp>
 #include <kvmxx/fwd.hpp>
+#include <kvmxx/os/linux/kaslr.hpp>
+#include <kvmxx/resolver/chain.hpp>
+#include <kvmxx/resolver/displaced.hpp>
 #include <kvmxx/resolver/elf_symtab.hpp>
+#include <kvmxx/resolver/symbol_file.hpp>
+#include <kvmxx/resolver/vmcoreinfo_symbols.hpp>
 
 #include <array>
 #include <cstddef>
+#include <cstring>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <type_traits>
@@ -28,11 +36,13 @@ namespace kvmxx::inline KVMXX_ABI {
 /// The dump formats kvmxx::open recognises.
 enum class core_format : std::uint8_t {
   freebsd_minidump,
+  linux_elf,
 };
 
 [[nodiscard]] constexpr std::string_view name_of(core_format f) noexcept {
   switch (f) {
     case core_format::freebsd_minidump: return "FreeBSD minidump";
+    case core_format::linux_elf: return "Linux ELF core";
   }
   return "unknown";
 }
@@ -46,6 +56,7 @@ struct core_probe {
 /// Every probe kvmxx::open runs, in no significant order: they must be exclusive.
 inline constexpr core_probe probes[] = {
     {core_format::freebsd_minidump, &backend::minidump::probe},
+    {core_format::linux_elf, &backend::elf_core::probe},
 };
 
 /// How many bytes of a core the probes look at.
@@ -91,8 +102,54 @@ inline constexpr std::size_t probe_size = 4096;
   return probe_core_image(std::span<const std::byte>(head.data(), n), path);
 }
 
+/// The symbols of a Linux kernel: the kernel file given with -N (vmlinux's .symtab, or a
+/// System.map / kallsyms text file), moved by the KASLR offset, then the dump's own
+/// VMCOREINFO SYMBOL() lines. Unused sources are empty and answer no_symbol_table.
+using linux_kernel_symbols = resolver::chain<resolver::displaced<resolver::elf_symtab>,
+                                             resolver::displaced<resolver::symbol_file>, resolver::vmcoreinfo_symbols>;
+/// A Linux x86_64 ELF core (vmcore, QEMU dump, makedumpfile ELF output).
+using linux_amd64_elf = kernel_memory<backend::elf_core, arch::amd64, linux_kernel_symbols>;
+
 /// Every fully typed handle kvmxx::open can produce.
-using any_dump_handle = std::variant<freebsd_amd64_minidump>;
+using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf>;
+
+/// Opens a Linux ELF core with the kernel file's symbols (vmlinux or a System.map/kallsyms
+/// file; may be nullptr). The KASLR offset comes from VMCOREINFO, else from the page tables
+/// and the kernel file's `_text` (os/linux/kaslr.hpp).
+[[nodiscard]] inline result<linux_amd64_elf> open_linux_elf(const char* kernel, const char* core) {
+  KVMXX_TRY(b, backend::elf_core::open(core));
+  if (b.machine() != machine::amd64)
+    return detail::fail(errc::unsupported_format, "%s: Linux %s ELF cores are recognised but not supported yet", core,
+                        name_of(b.machine()).data());
+  resolver::elf_symtab elf;
+  resolver::symbol_file text;
+  std::optional<kernel_file_info> kinfo;
+  std::optional<std::uint64_t> link_text;
+  if (kernel != nullptr) {
+    KVMXX_TRY(fd, detail::open_file(kernel, O_RDONLY));
+    std::array<std::byte, 64> head{};
+    KVMXX_TRY(n, detail::pread_full(fd.get(), head.data(), head.size(), 0, kernel));
+    if (n >= 4 && std::memcmp(head.data(), format::elf::elfmag, 4) == 0) {
+      KVMXX_TRY(k, probe_kernel_image(std::span<const std::byte>(head.data(), n), kernel));
+      if (k.arch != b.machine())
+        return detail::fail(errc::arch_mismatch, "%s is a kernel for %s, but %s is a %s dump", kernel,
+                            name_of(k.arch).data(), core, name_of(b.machine()).data());
+      kinfo = k;
+      KVMXX_TRY(t, resolver::elf_symtab::open(kernel));
+      elf = std::move(t);
+      if (auto s = elf.lookup("_text")) link_text = to_integer(s.value().value);
+    } else {
+      KVMXX_TRY(t, resolver::symbol_file::open(kernel));
+      text = std::move(t);
+      if (auto s = text.lookup("_text")) link_text = to_integer(s.value().value);
+    }
+  }
+  const auto offset = linux_::kaslr_offset(arch::amd64{}, b, b.vmcoreinfo(), link_text).value_or(0);
+  resolver::vmcoreinfo_symbols vsyms(b.vmcoreinfo());
+  linux_kernel_symbols syms(resolver::displaced<resolver::elf_symtab>(std::move(elf), offset),
+                            resolver::displaced<resolver::symbol_file>(std::move(text), offset), std::move(vsyms));
+  return linux_amd64_elf::adopt(std::move(b), std::move(syms), kinfo);
+}
 
 /// Probes `core`, opens it with the matching Backend and Arch, and returns the typed handle
 /// in a variant. `kernel` (may be nullptr) supplies symbols and is checked against the core.
@@ -104,6 +161,10 @@ using any_dump_handle = std::variant<freebsd_amd64_minidump>;
       // reports other minidump architectures as unsupported).
       KVMXX_TRY(km, freebsd_amd64_minidump::open_dump(kernel, core));
       return any_dump_handle(std::in_place_type<freebsd_amd64_minidump>, std::move(km));
+    }
+    case core_format::linux_elf: {
+      KVMXX_TRY(km, open_linux_elf(kernel, core));
+      return any_dump_handle(std::in_place_type<linux_amd64_elf>, std::move(km));
     }
   }
   return detail::fail(errc::not_a_dump, "%s: no backend for this format", core);  // not reached

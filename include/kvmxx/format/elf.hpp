@@ -101,11 +101,50 @@ struct sym<F, false> {
   typename F::half st_shndx;
 };
 
+/// Program headers: the two classes order their fields differently.
+template <class F, bool Is64 = F::is64>
+struct phdr;
+template <class F>
+struct phdr<F, true> {
+  typename F::word p_type;    // PT_LOAD, PT_NOTE, …
+  typename F::word p_flags;
+  typename F::off p_offset;   // file offset of the segment's bytes
+  typename F::addr p_vaddr;   // kernel virtual address (a hint in vmcores; 0 in some QEMU dumps)
+  typename F::addr p_paddr;   // physical address; all-ones where there is none (kcore vmalloc)
+  typename F::xword p_filesz; // bytes in the file; less than p_memsz where makedumpfile excluded pages
+  typename F::xword p_memsz;
+  typename F::xword p_align;
+};
+template <class F>
+struct phdr<F, false> {
+  typename F::word p_type;
+  typename F::off p_offset;
+  typename F::addr p_vaddr;
+  typename F::addr p_paddr;
+  typename F::word p_filesz;
+  typename F::word p_memsz;
+  typename F::word p_flags;
+  typename F::word p_align;
+};
+
+/// A note header; name and descriptor follow, each padded to 4 bytes.
+template <class F>
+struct nhdr {
+  typename F::word n_namesz;  // including the terminating NUL
+  typename F::word n_descsz;
+  typename F::word n_type;
+};
+
+inline constexpr std::uint16_t pn_xnum = 0xffff;  // e_phnum overflow: the count is section 0's sh_info
+inline constexpr std::uint32_t nt_prstatus = 1;
+
 using le64_flavour = flavour<std::endian::little, true>;
 using be32_flavour = flavour<std::endian::big, false>;
 static_assert(sizeof(ehdr<le64_flavour>) == 64 && sizeof(ehdr<be32_flavour>) == 52);
 static_assert(sizeof(shdr<le64_flavour>) == 64 && sizeof(shdr<be32_flavour>) == 40);
 static_assert(sizeof(sym<le64_flavour>) == 24 && sizeof(sym<be32_flavour>) == 16);
 static_assert(alignof(ehdr<le64_flavour>) == 1 && alignof(sym<be32_flavour>) == 1);
+static_assert(sizeof(phdr<le64_flavour>) == 56 && sizeof(phdr<be32_flavour>) == 32);
+static_assert(sizeof(nhdr<le64_flavour>) == 12);
 
 }  // namespace kvmxx::inline KVMXX_ABI::format::elf
