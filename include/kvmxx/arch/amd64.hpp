@@ -201,12 +201,24 @@ struct amd64 {
     for (unsigned level = levels; level-- > 0;) {
       const unsigned shift = 12 + 9 * level;
       const std::uint64_t entry_pa = table + ((va >> shift) & 511) * 8;
-      std::array<std::byte, 8> raw;
-      auto got = b.read_physical(physaddr{entry_pa}, raw);
-      if (!got || got.value() != raw.size())
-        return detail::fail(errc::page_not_dumped, "invalid address (0x%llx): %s at physical 0x%llx is not readable",
-                            static_cast<ull>(va), level_name[level], static_cast<ull>(entry_pa));
-      const auto e = detail::load<std::uint64_t>(raw.data()) & ~clear;
+      std::uint64_t raw_entry;
+      if constexpr (requires { { b.mapped_page(physaddr{}) } -> std::same_as<const std::byte*>; }) {
+        // Mapped images: read the entry in place (tables are page-aligned, so the entry
+        // never straddles a page).
+        const std::byte* table_page = b.mapped_page(physaddr{entry_pa});
+        if (table_page == nullptr)
+          return detail::fail(errc::page_not_dumped, "invalid address (0x%llx): %s at physical 0x%llx is not in the dump",
+                              static_cast<ull>(va), level_name[level], static_cast<ull>(entry_pa));
+        raw_entry = detail::load<std::uint64_t>(table_page + (entry_pa & (page_size - 1)));
+      } else {
+        std::array<std::byte, 8> raw;
+        auto got = b.read_physical(physaddr{entry_pa}, raw);
+        if (!got || got.value() != raw.size())
+          return detail::fail(errc::page_not_dumped, "invalid address (0x%llx): %s at physical 0x%llx is not readable",
+                              static_cast<ull>(va), level_name[level], static_cast<ull>(entry_pa));
+        raw_entry = detail::load<std::uint64_t>(raw.data());
+      }
+      const auto e = raw_entry & ~clear;
       if ((e & pte_present) == 0)
         return detail::fail(errc::unmapped_address, "invalid address (0x%llx): %s not valid", static_cast<ull>(va),
                             level_name[level]);

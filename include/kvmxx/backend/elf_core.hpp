@@ -117,6 +117,15 @@ class elf_core {
   /// KASLR's KERNELOFFSET from VMCOREINFO (0 when absent).
   [[nodiscard]] std::int64_t kerndisp() const noexcept { return kerndisp_; }
 
+  /// The host address of the whole target page holding pa, when all of its bytes are in
+  /// the file contiguously (the translation cache keeps these); nullptr otherwise.
+  [[nodiscard]] const std::byte* mapped_page(physaddr pa) const noexcept {
+    const std::uint64_t page = to_integer(pa) & ~(std::uint64_t{page_size_} - 1);
+    const interval* iv = find(page);
+    if (iv == nullptr || page + page_size_ > iv->data_end || page + page_size_ < page) return nullptr;
+    return image_.data() + iv->file_offset + (page - iv->start);
+  }
+
   [[nodiscard]] result<std::size_t> read_physical(physaddr pa, std::span<std::byte> out) const noexcept {
     std::size_t done = 0;
     std::uint64_t addr = to_integer(pa);
@@ -192,24 +201,6 @@ class elf_core {
       case elf::em_mips: return machine::mips;
       default: return machine::unknown;
     }
-  }
-
-  static result<elf_core> parse(detail::file_image image) {
-    const char* path = image.path();
-    const auto bytes = image.bytes();
-    if (!probe(bytes)) return detail::fail(errc::not_a_dump, "%s: not a Linux ELF core file", path);
-    KVMXX_TRY(id, detail::read_elf_ident(bytes, path, errc::not_a_dump));
-    elf_core c;
-    auto r = detail::with_elf_flavour(id, [&](auto fl) -> result<void> { return c.load(fl, bytes, path); });
-    if (!r) return r.error();
-    c.machine_ = machine_of(id.machine, id.elf_class == format::elf::elfclass64, id.data == format::elf::elfdata2msb);
-    if (c.machine_ == machine::unknown)
-      return detail::fail(errc::unsupported_format, "%s: ELF core for e_machine %u, which kvmxx does not know", path,
-                          unsigned{id.machine});
-    c.finish();
-    image.advise(MADV_RANDOM);
-    c.image_ = std::move(image);
-    return c;
   }
 
   template <class Fl>
@@ -324,7 +315,20 @@ class elf_core {
       const std::uint64_t from = any ? std::max(start, covered) : start;
       if (from >= end) continue;  // wholly inside an earlier segment
       const std::uint64_t data_end = std::min(end, start + s->filesz);
-      intervals_.push_back({from, end, std::max(from, data_end), s->offset + (from - start)});
+      const interval piece{from, end, std::max(from, data_end), s->offset + (from - start)};
+      // QEMU's paging=true writes tens of thousands of segments that are adjacent in both
+      // physical memory and the file: one interval each would make every lookup a long
+      // binary search, so merge them.
+      if (!intervals_.empty()) {
+        auto& last = intervals_.back();
+        if (last.end == piece.start && last.data_end == last.end && piece.file_offset == last.file_offset + (last.end - last.start)) {
+          last.end = piece.end;
+          last.data_end = piece.data_end;
+          covered = end;
+          continue;
+        }
+      }
+      intervals_.push_back(piece);
       covered = end;
       any = true;
     }
@@ -350,6 +354,24 @@ class elf_core {
     if (auto l5 = vmcoreinfo_.number("pgtable_l5_enabled")) levels_ = *l5 ? 5 : 4;
     else if (cr4) levels_ = (*cr4 >> 12) & 1 ? 5 : 4;
     if (auto sme = vmcoreinfo_.number("sme_mask")) sme_mask_ = static_cast<std::uint64_t>(*sme);
+  }
+
+  static result<elf_core> parse(detail::file_image image) {
+    const char* path = image.path();
+    const auto bytes = image.bytes();
+    if (!probe(bytes)) return detail::fail(errc::not_a_dump, "%s: not a Linux ELF core file", path);
+    KVMXX_TRY(id, detail::read_elf_ident(bytes, path, errc::not_a_dump));
+    elf_core c;
+    auto r = detail::with_elf_flavour(id, [&](auto fl) -> result<void> { return c.load(fl, bytes, path); });
+    if (!r) return r.error();
+    c.machine_ = machine_of(id.machine, id.elf_class == format::elf::elfclass64, id.data == format::elf::elfdata2msb);
+    if (c.machine_ == machine::unknown)
+      return detail::fail(errc::unsupported_format, "%s: ELF core for e_machine %u, which kvmxx does not know", path,
+                          unsigned{id.machine});
+    c.finish();
+    image.advise(MADV_RANDOM);
+    c.image_ = std::move(image);
+    return c;
   }
 
   detail::file_image image_;

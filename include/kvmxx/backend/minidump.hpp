@@ -130,6 +130,10 @@ class minidump {
     return image_.data() + *off;
   }
 
+  /// The host address of the whole target page holding pa, when its bytes lie in the
+  /// mapped file (the translation cache keeps these); nullptr otherwise.
+  [[nodiscard]] const std::byte* mapped_page(physaddr pa) const noexcept { return page_data(pa); }
+
   /// The first dumped page at or after pa (for walking every dumped page).
   [[nodiscard]] std::optional<physaddr> dumped_page_after(physaddr pa) const noexcept {
     const std::uint64_t pfn = to_integer(pa) / page_;

@@ -9,10 +9,12 @@
 #include <kvmxx/core/error.hpp>
 #include <kvmxx/core/kernel_file.hpp>
 #include <kvmxx/core/types.hpp>
+#include <kvmxx/detail/tlb.hpp>
 #include <kvmxx/resolver/none.hpp>
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -31,6 +33,13 @@ class live_physical;
 class live_virtual;
 }  // namespace backend
 struct live_options;
+
+/// Backends whose pages lie in a mapped file that never changes (crash dumps): the handle
+/// may cache virtual page → host address per thread (detail/tlb.hpp). Live sources are not.
+template <class B>
+concept mapped_backend = memory_backend<B> && !virtual_backend<B> && requires(const B& cb, physaddr pa) {
+  { cb.mapped_page(pa) } noexcept -> std::same_as<const std::byte*>;
+};
 
 /// Backends that open from a core file path (crash dumps).
 template <class B>
@@ -165,8 +174,27 @@ class kernel_memory {
     else return detail::fail(errc::no_symbol_table, "null mode: this handle's resolver needs a kernel file");
   }
 
-  kernel_memory(kernel_memory&&) noexcept = default;
-  kernel_memory& operator=(kernel_memory&&) noexcept = default;
+  // A moved-from handle gets a fresh cache tag: the cached pages belong to the new owner.
+  kernel_memory(kernel_memory&& o) noexcept(std::is_nothrow_move_constructible_v<Backend> &&
+                                            std::is_nothrow_move_constructible_v<Resolver>)
+      : backend_(std::move(o.backend_)),
+        arch_(std::move(o.arch_)),
+        resolver_(std::move(o.resolver_)),
+        kernel_(std::move(o.kernel_)),
+        closed_(o.closed_),
+        generation_(std::exchange(o.generation_, detail::next_tlb_generation())) {}
+  kernel_memory& operator=(kernel_memory&& o) noexcept(std::is_nothrow_move_assignable_v<Backend> &&
+                                                       std::is_nothrow_move_assignable_v<Resolver>) {
+    if (this != &o) {
+      backend_ = std::move(o.backend_);
+      arch_ = std::move(o.arch_);
+      resolver_ = std::move(o.resolver_);
+      kernel_ = std::move(o.kernel_);
+      closed_ = o.closed_;
+      generation_ = std::exchange(o.generation_, detail::next_tlb_generation());
+    }
+    return *this;
+  }
   kernel_memory(const kernel_memory&) = delete;
   kernel_memory& operator=(const kernel_memory&) = delete;
   ~kernel_memory() = default;  // the backend's members close what it owns
@@ -178,6 +206,7 @@ class kernel_memory {
   [[nodiscard]] result<void> close() noexcept {
     if (closed_) return success();
     closed_ = true;
+    generation_ = detail::next_tlb_generation();  // forget the cached pages
     if constexpr (requires(Backend& b) { { b.close() } -> std::same_as<result<void>>; }) return backend_.close();
     else return success();
   }
@@ -195,7 +224,46 @@ class kernel_memory {
     if (KVMXX_UNLIKELY(closed_)) return closed_error();
     if constexpr (virtual_backend<Backend>) {
       return backend_.read_virtual(va, out);
+    } else if constexpr (mapped_backend<Backend>) {
+      // Page by page through the per-thread translation cache; a page whose bytes are not
+      // all in the file (absent, excluded, truncated) takes the general path below.
+      constexpr std::uint64_t page = Arch::page_size;
+      constexpr unsigned shift = std::countr_zero(page);
+      static_assert(std::has_single_bit(page));
+      detail::tlb_entry* const tlb = detail::thread_tlb();
+      std::size_t done = 0;
+      std::uint64_t addr = to_integer(va);
+      while (done < out.size()) {
+        const std::uint64_t in_page = addr & (page - 1);
+        const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(page - in_page, out.size() - done));
+        detail::tlb_entry& e = tlb[(addr >> shift) % detail::tlb_entries];
+        const std::byte* host;
+        if (KVMXX_LIKELY(e.generation == generation_ && e.vpage == addr >> shift)) {
+          host = e.host;
+        } else {
+          auto t = arch_.translate(backend_, kvaddr{addr & ~(page - 1)});
+          host = t ? backend_.mapped_page(t.value().pa) : nullptr;
+          if (host == nullptr) {
+            auto rest = read_uncached(kvaddr{addr}, out.subspan(done));
+            if (!rest) return done == 0 ? rest : result<std::size_t>(done);
+            return done + rest.value();
+          }
+          e = {generation_, addr >> shift, host};
+        }
+        std::memcpy(out.data() + done, host + in_page, chunk);
+        done += chunk;
+        addr += chunk;
+      }
+      return done;
     } else {
+      return read_uncached(va, out);
+    }
+  }
+
+ private:
+  // The general read: translate, read_physical, cross pages; short count after the first page.
+  [[nodiscard]] result<std::size_t> read_uncached(kvaddr va, std::span<std::byte> out) const noexcept {
+    {
       std::size_t done = 0;
       std::uint64_t addr = to_integer(va);
       while (done < out.size()) {
@@ -222,6 +290,7 @@ class kernel_memory {
     }
   }
 
+ public:
   /// Reads exactly out.size() bytes or fails (a short read becomes the error that stopped it).
   [[nodiscard]] result<void> read_exact(kvaddr va, std::span<std::byte> out) const noexcept {
     KVMXX_TRY(n, read(va, out));
@@ -409,6 +478,7 @@ class kernel_memory {
   [[no_unique_address]] Resolver resolver_;
   std::optional<kernel_file_info> kernel_;
   bool closed_ = false;
+  std::uint64_t generation_ = detail::next_tlb_generation();  // tags this handle's cached pages
 };
 
 }  // namespace kvmxx::inline KVMXX_ABI

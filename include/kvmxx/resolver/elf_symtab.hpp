@@ -56,9 +56,12 @@ class elf_symtab {
   }
 
   [[nodiscard]] result<symbol> lookup(std::string_view name) const {
-    if (!image_ || entries_.empty())
+    if (!image_)
+      return detail::fail(errc::no_symbol_table, "cannot look up \"%.*s\": no kernel file was given for symbols",
+                          static_cast<int>(name.size()), name.data());
+    if (entries_.empty())
       return detail::fail(errc::no_symbol_table, "%s: cannot look up \"%.*s\": the kernel has no .symtab (stripped?)",
-                          image_ ? image_->path() : "kernel", static_cast<int>(name.size()), name.data());
+                          image_->path(), static_cast<int>(name.size()), name.data());
     if (const auto* e = find(name)) return symbol{kvaddr{e->value}, e->type};
     if (name.size() > 1 && name[0] == '_')
       if (const auto* e = find(name.substr(1))) return symbol{kvaddr{e->value}, e->type};

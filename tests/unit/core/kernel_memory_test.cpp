@@ -447,11 +447,13 @@ TEST_CASE("the handle is move-only, nothrow-movable, and empty policies cost no 
     kvmxx::backend::minidump backend;
     std::optional<kvmxx::kernel_file_info> kernel;
     bool closed;
+    std::uint64_t cache_generation;  // tags the handle's per-thread translation cache entries
   };
   struct null_layout {
     kvmxx::backend::null backend;
     std::optional<kvmxx::kernel_file_info> kernel;
     bool closed;
+    std::uint64_t cache_generation;  // tags the handle's per-thread translation cache entries
   };
   STATIC_REQUIRE(sizeof(km_none) == sizeof(minidump_layout));
   STATIC_REQUIRE(sizeof(null_none) == sizeof(null_layout));
