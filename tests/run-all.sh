@@ -2,14 +2,14 @@
 # The whole test suite, as CI runs it (README, second command):
 #   1. g++ 12 build, -Werror: unit tests, tool tests, ODR check (+ the configure-time
 #      self-contained-header and compile-fail checks);
-#   2. clang 14 build, -Werror: the same tests again;
-#   3. clang 14 AddressSanitizer + UndefinedBehaviorSanitizer build: unit and tool tests;
-#   4. libFuzzer targets (clang), each for KVMXX_FUZZ_SECONDS (default 60) from a seed corpus.
+#   2. clang 14 AddressSanitizer + UndefinedBehaviorSanitizer build, -Werror: unit, tool and
+#      peer tests again (this is also the clang warning check);
+#   3. libFuzzer targets (clang), each for KVMXX_FUZZ_SECONDS (default 60) from a seed corpus.
 # Before them, tests/real/make-linux-dumps.sh boots Debian's kernel under QEMU and writes
 # real Linux dumps into KVMXX_LINUX_DUMPS (default /var/tmp/kvmxx-linux-dumps; about
 # 2 minutes and 1.7 GB the first time, a cache hit afterwards). The real-dump tests and the
 # libkdumpfile differential test read them; without them those tests count as skipped.
-# Build trees are kept (build-gcc, build-clang, build-asan, build-fuzz) so a second run only
+# Build trees are kept (build-gcc, build-asan, build-fuzz) so a second run only
 # rebuilds what changed. The last line is "N passed, N failed[, N skipped]", counted from
 # the test reports (tests/summarize.py); the exit status is non-zero when anything failed.
 set -u
@@ -65,9 +65,8 @@ else
   unset KVMXX_LINUX_DUMPS
 fi
 
-for cfg in gcc clang; do
+for cfg in gcc; do
   cxx=g++
-  [ $cfg = clang ] && cxx=clang++
   if build $cfg $cxx --buildtype=debugoptimized; then
     run_catch $cfg-unit "build-$cfg/tests/kvmxx-unit"
     run_catch $cfg-tool "build-$cfg/tests/kvmxx-tool-test"
@@ -93,6 +92,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 if build asan clang++ --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false; then
   run_catch asan-unit build-asan/tests/kvmxx-unit
   run_catch asan-tool build-asan/tests/kvmxx-tool-test
+  [ -x build-asan/tests/kvmxx-peer-test ] && run_catch asan-peer build-asan/tests/kvmxx-peer-test
 fi
 
 if build fuzz clang++ --buildtype=debugoptimized -Dfuzzing=true -Dtests=enabled -Dtools=false; then

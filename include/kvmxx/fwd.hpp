@@ -28,6 +28,12 @@ struct none;
 class elf_symtab;
 template <class F>
 class callback;
+class symbol_file;
+class vmcoreinfo_symbols;
+template <class R>
+class displaced;
+template <class... R>
+class chain;
 }  // namespace resolver
 
 /// A FreeBSD amd64 minidump with symbols from the kernel's .symtab.

@@ -197,7 +197,7 @@ struct amd64 {
     // The SME encryption bit sits inside the frame field; the backend says which to clear.
     std::uint64_t clear = 0;
     if constexpr (requires { { b.pte_clear_mask() } -> std::convertible_to<std::uint64_t>; }) clear = b.pte_clear_mask();
-    std::uint64_t table = to_integer(*root) & frame_4k;
+    std::uint64_t table = to_integer(*root) & frame_4k & ~clear;
     for (unsigned level = levels; level-- > 0;) {
       const unsigned shift = 12 + 9 * level;
       const std::uint64_t entry_pa = table + ((va >> shift) & 511) * 8;

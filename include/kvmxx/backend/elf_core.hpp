@@ -286,6 +286,8 @@ class elf_core {
         for (std::size_t r = 0; r < 27; ++r) cpu.gpr[r] = detail::load<std::uint64_t, Fl::endian>(desc.data() + 112 + r * 8);
         cpu.has_gpr = true;
         cpus_.push_back(cpu);
+      } else if (name == "CORE" && (type == 6 /* NT_AUXV */ || type == 0x46494c45 /* NT_FILE */)) {
+        process_notes_ = true;
       } else if (name == "QEMU" && type == 0 && desc.size() >= 432) {
         // QEMUCPUState (x86): CR0–CR4 at 392 (specs/linux-dumps.md §8). The k-th QEMU note
         // belongs to the k-th CPU.
@@ -335,6 +337,7 @@ class elf_core {
     if (auto ps = vmcoreinfo_.page_size(); ps && (*ps & (*ps - 1)) == 0 && *ps >= 512) page_size_ = *ps;
     kerndisp_ = static_cast<std::int64_t>(vmcoreinfo_.kernel_offset().value_or(0));
     if (machine_ != machine::amd64) return;
+    if (auto sme = vmcoreinfo_.number("sme_mask")) sme_mask_ = static_cast<std::uint64_t>(*sme);
     // x86_64 root: init_top_pgt (alias swapper_pg_dir; init_level4_pgt before 4.13) is a
     // kernel-text address: PA = VA - __START_KERNEL_map + phys_base.
     constexpr std::uint64_t start_kernel_map = 0xffffffff80000000;
@@ -347,13 +350,12 @@ class elf_core {
     std::optional<std::uint64_t> cr4;
     for (const auto& cpu : cpus_)
       if (cpu.cr) {
-        if (!root_) root_ = physaddr{(*cpu.cr)[3] & 0x000ffffffffff000 & ~(std::uint64_t{1} << 12)};
+        if (!root_) root_ = physaddr{(*cpu.cr)[3] & 0x000ffffffffff000 & ~(std::uint64_t{1} << 12) & ~sme_mask_};
         cr4 = (*cpu.cr)[4];
         break;
       }
     if (auto l5 = vmcoreinfo_.number("pgtable_l5_enabled")) levels_ = *l5 ? 5 : 4;
     else if (cr4) levels_ = (*cr4 >> 12) & 1 ? 5 : 4;
-    if (auto sme = vmcoreinfo_.number("sme_mask")) sme_mask_ = static_cast<std::uint64_t>(*sme);
   }
 
   static result<elf_core> parse(detail::file_image image) {
@@ -364,6 +366,9 @@ class elf_core {
     elf_core c;
     auto r = detail::with_elf_flavour(id, [&](auto fl) -> result<void> { return c.load(fl, bytes, path); });
     if (!r) return r.error();
+    if (c.process_notes_ && c.vmcoreinfo_.empty() && !c.qemu_)
+      return detail::fail(errc::not_a_dump, "%s: a process core dump (it has NT_AUXV/NT_FILE notes), not a kernel dump",
+                          path);
     c.machine_ = machine_of(id.machine, id.elf_class == format::elf::elfclass64, id.data == format::elf::elfdata2msb);
     if (c.machine_ == machine::unknown)
       return detail::fail(errc::unsupported_format, "%s: ELF core for e_machine %u, which kvmxx does not know", path,
@@ -387,6 +392,7 @@ class elf_core {
   std::uint64_t sme_mask_ = 0;
   std::int64_t kerndisp_ = 0;
   bool qemu_ = false;
+  bool process_notes_ = false;
 };
 
 static_assert(memory_backend<elf_core>);

@@ -77,11 +77,13 @@ class vmcoreinfo {
     return static_cast<std::uint64_t>(*v);
   }
 
-  /// Calls f(name, address) for every SYMBOL() line.
+  /// Calls f(name, address) for every SYMBOL() line (the last one of a repeated name).
+  /// Beware: SYMBOL(mem_section) holds the *value* of the mem_section pointer
+  /// (VMCOREINFO_SYMBOL_ARRAY), not the variable's address as System.map gives it.
   template <class F>
   void for_each_symbol(F&& f) const {
     for (const auto& [k, v] : entries_) {
-      if (k.size() > 8 && k.substr(0, 7) == "SYMBOL(" && k.back() == ')')
+      if (k.size() > 8 && k.substr(0, 7) == "SYMBOL(" && k.back() == ')' && get(k)->data() == v.data())  // last wins
         if (auto a = hex(v)) f(k.substr(7, k.size() - 8), *a);
     }
   }
