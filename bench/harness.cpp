@@ -214,7 +214,7 @@ void threads_body(benchmark::State& st, prepared* p, reader* shared, bool per_th
   }
   st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations() * n));
   st.counters["failed"] = static_cast<double>(failed);
-  st.counters["checksum_ok"] = sum == s.expected ? 1 : 0;
+  st.counters["checksum_ok"] = benchmark::Counter(sum == s.expected ? 1 : 0, benchmark::Counter::kAvgThreads);
 }
 
 // The machine's own scaling, for (f): an ALU loop touching no memory.
