@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: BSD-2-Clause
 //
 // kvmxx-bench-memory — workload (h): memory a contender needs beyond the mapped dump file.
-// For every dump case and contender (kvmxx's typed handle, libkdumpfile, the memcpy
-// limit) a forked child picks the same 1,000,000 random kernel virtual addresses as
-// kvmxx-bench, gives freed heap back (malloc_trim), resets the peak RSS, then opens the
-// dump and reads every address once. From /proc/self/status:
+// For every dump case the parent picks the same 1,000,000 random kernel virtual addresses
+// as kvmxx-bench; then for every contender (kvmxx's typed handle, libkdumpfile, the memcpy
+// limit) a forked child gives freed heap back (malloc_trim), resets the peak RSS, opens
+// the dump and reads every address once. From /proc/self/status:
 //   open_peak   peak RSS during open, minus the file pages open touched;
 //   after_reads anonymous RSS (heap, caches) after the reads, beyond the baseline;
 //   peak        the larger of open_peak and the anonymous RSS after open plus the peak
@@ -48,19 +48,20 @@ std::string json_escape(const std::string& s) {
   return o;
 }
 
-// In the child: everything after the address sampling is measured.
-figures measure(dump_case& c, const std::string& contender) {
-  address_set va;
-  bool has_layout = false;
-  {
-    auto typed = c.open_typed();
-    const file_map layout = c.physical_layout();
-    std::unique_ptr<limit_reader> file;
-    has_layout = !layout.empty();
-    if (has_layout) file = std::make_unique<limit_reader>(c.core_path());
-    std::string log;
-    va = sample_virtual(c, *typed, layout, file ? file->data() : nullptr, random_reads, virtual_seed, log);
-  }  // the sampling's handle and mapping are gone before the baseline
+// The addresses, picked in the parent before the children fork (the sampling's handle and
+// mapping are gone before any baseline).
+address_set pick_addresses(dump_case& c, bool& has_layout) {
+  auto typed = c.open_typed();
+  const file_map layout = c.physical_layout();
+  std::unique_ptr<limit_reader> file;
+  has_layout = !layout.empty();
+  if (has_layout) file = std::make_unique<limit_reader>(c.core_path());
+  std::string log;
+  return sample_virtual(c, *typed, layout, file ? file->data() : nullptr, random_reads, virtual_seed, log);
+}
+
+// In the child: open and read, measured from a clean baseline.
+figures measure(dump_case& c, const std::string& contender, const address_set& va, bool has_layout) {
   figures f;
   malloc_trim(0);  // freed heap back to the system, so that reusing it shows as growth
   reset_peak_rss();
@@ -115,6 +116,19 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "kvmxx-bench-memory: skipping %s: %s\n", c->name().c_str(), skip.c_str());
       continue;
     }
+    bool has_layout = false;
+    address_set va;
+    try {
+      va = pick_addresses(*c, has_layout);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "kvmxx-bench-memory: skipping %s: %s\n", c->name().c_str(), e.what());
+      continue;
+    }
+    bool has_peer = false;
+    try {
+      has_peer = c->open_peer() != nullptr;
+    } catch (const std::exception&) {
+    }
     for (const std::string contender : {"kvmxx", "libkdumpfile", "limit"}) {
       int fds[2];
       if (::pipe(fds) != 0) return 1;
@@ -124,10 +138,10 @@ int main(int argc, char** argv) {
         ::close(fds[0]);
         std::string line;
         try {
-          if (contender == "libkdumpfile" && !c->open_peer()) {
+          if ((contender == "libkdumpfile" && !has_peer) || (contender == "limit" && !has_layout)) {
             line = "n/a";
           } else {
-            const figures f = measure(*c, contender);
+            const figures f = measure(*c, contender, va, has_layout);
             line = std::to_string(f.open_peak) + " " + std::to_string(f.after_reads) + " " + std::to_string(f.peak) +
                    " " + std::to_string(f.file) + " " + std::to_string(f.failed) + " " + (f.checksum_ok ? "1" : "0");
           }

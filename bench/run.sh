@@ -56,7 +56,7 @@ bench_args=(--benchmark_repetitions=$reps --benchmark_report_aggregates_only=tru
             --benchmark_enable_random_interleaving=true
             --benchmark_out="$out/results.json" --benchmark_out_format=json)
 [ -n "$filter" ] && bench_args+=(--benchmark_filter="$filter")
-if [ "$reps" = 1 ]; then bench_args+=(--benchmark_min_time=0.01); else bench_args+=(--benchmark_min_time=0.2); fi
+if [ "$reps" = 1 ]; then bench_args+=(--benchmark_min_time=0.01); else bench_args+=(--benchmark_min_time=0.1); fi
 say "running the benchmarks (progress: $out/results.log)"
 "$out/kvmxx-bench" "${bench_args[@]}" >"$out/results.log" 2>&1 || {
   tail -20 "$out/results.log" >&2

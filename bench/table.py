@@ -174,18 +174,24 @@ def build_rows(res):
                     row[2] = op + (f" ({kb / 1e9:.1f} vs {lb / 1e9:.1f} GB/s)" if kb and lb else "")
                 out.append(row)
                 if wid == "rand_va":
-                    r = res.get(wid, dump, "kvmxx", field="paired_ratio") or div(k, lim)
-                    check_row(row, f"kvmxx/limit {fmt_ratio(r)} paired ≤ 2×", r is not None and r <= 2.0)
+                    # Against the limit: the limit as the issue defines it, run alone
+                    # (ratio of the medians); the paired ratio in parentheses.
+                    r, rp = div(k, lim), res.get(wid, dump, "kvmxx", field="paired_ratio")
+                    check_row(row, f"kvmxx/limit {fmt_ratio(r)} (paired {fmt_ratio(rp)}) ≤ 2×",
+                              r is not None and r <= 2.0)
                     if peer is not None:
+                        # Reader against reader: paired (apart in parentheses).
                         p = res.get(wid, dump, "libkdumpfile", field="paired_ratio") or div(peer, k)
                         out.append([""] * 8 + ["", ""])
-                        check_row(out[-1], f"libkdumpfile/kvmxx {fmt_ratio(p)} paired ≥ 10×", p is not None and p >= 10)
+                        check_row(out[-1], f"libkdumpfile/kvmxx {fmt_ratio(p)} paired (apart {fmt_ratio(div(peer, k))}) "
+                                  "≥ 10×", p is not None and p >= 10)
                 elif wid.startswith("seq"):
-                    r = res.get(wid, dump, "kvmxx", field="paired_ratio")
-                    frac = 1 / r if r else div(res.get(wid, dump, "kvmxx", field="bps"),
-                                                res.get(wid, dump, "limit", field="bps"))
-                    check_row(row, f"bandwidth {frac * 100:.0f}% of memcpy (paired) ≥ 90%" if frac
-                              else "≥ 90% of memcpy", frac is not None and frac >= 0.9)
+                    kb, lb = res.get(wid, dump, "kvmxx", field="bps"), res.get(wid, dump, "limit", field="bps")
+                    frac = div(kb, lb)
+                    rp = res.get(wid, dump, "kvmxx", field="paired_ratio")
+                    paired = f" (paired {100 / rp:.0f}%)" if rp else ""
+                    check_row(row, f"bandwidth {frac * 100:.0f}% of memcpy{paired} ≥ 90%" if frac else "≥ 90% of memcpy",
+                              frac is not None and frac >= 0.9)
                 label = ""
             elif wid == "open":
                 if not res.has(wid, dump, "kvmxx"):
@@ -234,12 +240,14 @@ def build_rows(res):
                         check_row(row, f"kvmxx scaling {fmt_ratio(sk)} ≥ 1.8×", sk is not None and sk >= 1.8)
                     # Diagnostic: CPU time per read in each thread. Flat = no contention
                     # inside the contender; then a lack of scaling is the machine's.
+                    # (each of t threads reads 1/t of the set per iteration)
                     reads = float(res.context.get("random_reads", "1000000"))
                     c1, ct = (res.get(wid, dump, "kvmxx", n, field="cpu_per_iter_ns") for n in (1, t))
                     l1, lt = (res.get(wid, dump, "limit", n, field="cpu_per_iter_ns") for n in (1, t))
                     if c1 and ct:
-                        out.append(["", "", f"CPU time per read, 1 → {t} threads", f"{c1 / reads:.0f}→{ct / reads:.0f} ns",
-                                    f"{l1 / reads:.1f}→{lt / reads:.1f} ns" if l1 and lt else "", "", "", "",
+                        out.append(["", "", f"CPU time per read, 1 → {t} threads",
+                                    f"{c1 / reads:.0f}→{ct * t / reads:.0f} ns",
+                                    f"{l1 / reads:.1f}→{lt * t / reads:.1f} ns" if l1 and lt else "", "", "", "",
                                     "(diagnostic: flat = no contention)", ""])
             elif wid == "probed":
                 if not res.has(wid, dump, "kvmxx-open"):
@@ -324,11 +332,12 @@ def main(argv):
         how = "Every figure is from ONE repetition (a smoke test: no medians; do not quote these figures)"
     print(how + ", measured in the same run, as CPU time per operation — except (f), wall time per read over "
           "all threads (i.e. total throughput), and (h), one measurement per contender in a fresh process.")
-    print("Target ratios of (a), (c) and (g) are paired: the reference (the limit; kvmxx for the peer's row; the "
-          "typed handle in (g)) was timed in the same iterations (quarters of the work in the order A B, B A, B A, A B); the median "
-          "of the per-repetition ratios is shown. The columns are the contenders' own medians.")
-    print("Paired and apart differ most in (a): the limit alone, repeated, keeps its own mapping's page-table "
-          "entries cached; paired, it runs in the cache state kvmxx's reads leave (as a caller's memcpy would).")
+    print("Checks against the limit ((a), (c)) use the ratio of the medians: the limit run alone, as the issue "
+          "defines it. Checks between two readers ((a) libkdumpfile, (g)) use a paired ratio: the reference (kvmxx; "
+          "the typed handle) was timed in the same iterations, over quarters of the work in the order A B, B A, "
+          "B A, A B, and the median of the per-repetition ratios is shown. The checks of (a) and (c) show the "
+          "other ratio in parentheses. They differ most against the limit in (a): the limit alone, repeated, keeps its own "
+          "mapping's page-table entries cached; paired, it runs in the cache state kvmxx's reads leave.")
     print("limit = memcpy of the same bytes from a read-only mmap of the same file. kvmxx/limit: how many times "
           "the limit's time kvmxx takes; libkdumpfile/kvmxx: how many times faster kvmxx is. "
           "n/a = the peer does not read this format. In (h) the ratio is how many times kvmxx's memory the peer needs.")
