@@ -38,10 +38,7 @@ class any_kernel_memory {
   }
   [[nodiscard]] result<void> read_exact(kvaddr va, std::span<std::byte> out) const noexcept {
     KVMXX_TRY(n, impl_->read(va, out));
-    if (n != out.size()) {
-      const auto& rec = detail::last_error_record();
-      return rec.code ? rec.code : make_error_code(errc::page_not_dumped);
-    }
+    if (n != out.size()) return detail::short_read_error();
     return success();
   }
   template <class T>

@@ -34,6 +34,15 @@ class live_virtual;
 }  // namespace backend
 struct live_options;
 
+namespace detail {
+/// The error a short read becomes in the all-or-nothing calls (read_exact, read_as): the
+/// failure that stopped the read, as recorded for this thread.
+inline std::error_code short_read_error() noexcept {
+  const auto& rec = last_error_record();
+  return rec.code ? rec.code : make_error_code(errc::page_not_dumped);
+}
+}  // namespace detail
+
 /// Backends whose pages lie in a mapped file that never changes (crash dumps): the handle
 /// may cache virtual page → host address per thread (detail/tlb.hpp). Live sources are not.
 template <class B>
@@ -232,72 +241,67 @@ class kernel_memory {
       static_assert(std::has_single_bit(page));
       detail::tlb_entry* const tlb = detail::thread_tlb();
       std::size_t done = 0;
-      std::uint64_t addr = to_integer(va);
-      while (done < out.size()) {
-        const std::uint64_t in_page = addr & (page - 1);
-        const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(page - in_page, out.size() - done));
-        detail::tlb_entry& e = tlb[(addr >> shift) % detail::tlb_entries];
-        const std::byte* host;
-        if (KVMXX_LIKELY(e.generation == generation_ && e.vpage == addr >> shift)) {
-          host = e.host;
-        } else {
-          auto t = arch_.translate(backend_, kvaddr{addr & ~(page - 1)});
-          host = t ? backend_.mapped_page(t.value().pa) : nullptr;
-          if (host == nullptr) {
-            auto rest = read_uncached(kvaddr{addr}, out.subspan(done));
-            if (!rest) return done == 0 ? rest : result<std::size_t>(done);
-            return done + rest.value();
-          }
-          e = {generation_, addr >> shift, host};
+    std::uint64_t addr = to_integer(va);
+    while (done < out.size()) {
+      const std::uint64_t in_page = addr & (page - 1);
+      const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(page - in_page, out.size() - done));
+      detail::tlb_entry& e = tlb[(addr >> shift) % detail::tlb_entries];
+      const std::byte* host;
+      if (KVMXX_LIKELY(e.generation == generation_ && e.vpage == addr >> shift)) {
+        host = e.host;
+      } else {
+        auto t = arch_.translate(backend_, kvaddr{addr & ~(page - 1)});
+        host = t ? backend_.mapped_page(t.value().pa) : nullptr;
+        if (host == nullptr) {
+          auto rest = read_uncached(kvaddr{addr}, out.subspan(done));
+          if (!rest) return done == 0 ? rest : result<std::size_t>(done);
+          return done + rest.value();
         }
-        std::memcpy(out.data() + done, host + in_page, chunk);
-        done += chunk;
-        addr += chunk;
+        e = {generation_, addr >> shift, host};
       }
-      return done;
-    } else {
-      return read_uncached(va, out);
+      std::memcpy(out.data() + done, host + in_page, chunk);
+      done += chunk;
+      addr += chunk;
     }
+    return done;
+  } else {
+    return read_uncached(va, out);
+  }
   }
 
  private:
   // The general read: translate, read_physical, cross pages; short count after the first page.
   [[nodiscard]] result<std::size_t> read_uncached(kvaddr va, std::span<std::byte> out) const noexcept {
-    {
-      std::size_t done = 0;
-      std::uint64_t addr = to_integer(va);
-      while (done < out.size()) {
-        auto t = arch_.translate(backend_, kvaddr{addr});
-        if (KVMXX_UNLIKELY(!t)) {
-          if (done == 0) return t.error();
-          return done;
-        }
-        const std::size_t chunk = std::min(t.value().contiguous, out.size() - done);
-        auto got = backend_.read_physical(t.value().pa, out.subspan(done, chunk));
-        if (KVMXX_UNLIKELY(!got)) {
-          const auto ec = name_virtual_address(got.error(), addr);
-          if (done == 0) return ec;
-          return done;
-        }
-        done += got.value();
-        if (got.value() < chunk) {  // the backend recorded why
-          (void)name_virtual_address(detail::last_error_record().code, addr + got.value());
-          break;
-        }
-        addr += chunk;
+    std::size_t done = 0;
+    std::uint64_t addr = to_integer(va);
+    while (done < out.size()) {
+      auto t = arch_.translate(backend_, kvaddr{addr});
+      if (KVMXX_UNLIKELY(!t)) {
+        if (done == 0) return t.error();
+        return done;
       }
-      return done;
+      const std::size_t chunk = std::min(t.value().contiguous, out.size() - done);
+      auto got = backend_.read_physical(t.value().pa, out.subspan(done, chunk));
+      if (KVMXX_UNLIKELY(!got)) {
+        const auto ec = name_virtual_address(got.error(), addr);
+        if (done == 0) return ec;
+        return done;
+      }
+      done += got.value();
+      if (got.value() < chunk) {  // the backend recorded why
+        (void)name_virtual_address(detail::last_error_record().code, addr + got.value());
+        break;
+      }
+      addr += chunk;
     }
+    return done;
   }
 
  public:
   /// Reads exactly out.size() bytes or fails (a short read becomes the error that stopped it).
   [[nodiscard]] result<void> read_exact(kvaddr va, std::span<std::byte> out) const noexcept {
     KVMXX_TRY(n, read(va, out));
-    if (n != out.size()) {
-      const auto& rec = detail::last_error_record();
-      return rec.code ? rec.code : make_error_code(errc::page_not_dumped);
-    }
+    if (n != out.size()) return detail::short_read_error();
     return success();
   }
 
