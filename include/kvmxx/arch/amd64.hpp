@@ -146,7 +146,7 @@ struct amd64 {
                                       static_cast<ull>(va));
         if ((*pte & pte_present) == 0)
           return detail::fail(errc::unmapped_address, "invalid address (0x%llx): PTE not valid", static_cast<ull>(va));
-        return translation{physaddr{(*pte & frame_4k) | (va & 0xfff)}, page_size - (va & 0xfff)};
+        return translation{physaddr{(*pte & frame_4k) | (va & 0xfff)}, page_size - (va & 0xfff), page_size};
       }
       const auto pde = b.pmap_entry64(static_cast<std::size_t>((va - h.kernbase) >> 21));
       if (!pde)
@@ -156,7 +156,8 @@ struct amd64 {
         return detail::fail(errc::unmapped_address, "invalid address (0x%llx): PDE not valid", static_cast<ull>(va));
       if (*pde & pte_ps) {
         const std::uint64_t in = va & ((std::uint64_t{1} << 21) - 1);
-        return translation{physaddr{(*pde & frame_2m) + in}, static_cast<std::size_t>((std::uint64_t{1} << 21) - in)};
+        return translation{physaddr{(*pde & frame_2m) + in}, static_cast<std::size_t>((std::uint64_t{1} << 21) - in),
+                           std::uint64_t{1} << 21};
       }
       const std::byte* pt = b.page_data(physaddr{*pde & frame_4k});
       if (pt == nullptr)
@@ -166,11 +167,18 @@ struct amd64 {
       const auto pte = detail::load<std::uint64_t>(pt + ((va >> 12) & 511) * 8);
       if ((pte & pte_present) == 0)
         return detail::fail(errc::unmapped_address, "invalid address (0x%llx): PTE not valid", static_cast<ull>(va));
-      return translation{physaddr{(pte & frame_4k) | (va & 0xfff)}, page_size - (va & 0xfff)};
+      return translation{physaddr{(pte & frame_4k) | (va & 0xfff)}, page_size - (va & 0xfff), page_size,
+                         *pde & frame_4k};
     }
     if (va >= h.dmapbase && va < h.dmapend) {
       const std::uint64_t rest = h.dmapend - va;
-      return translation{physaddr{va - h.dmapbase}, static_cast<std::size_t>(std::min<std::uint64_t>(rest, SIZE_MAX))};
+      // The direct map is one linear mapping: report the 2 MiB block when it lies wholly
+      // inside, so caches keep one entry per block.
+      constexpr std::uint64_t block = std::uint64_t{1} << 21;
+      const std::uint64_t start = va & ~(block - 1);
+      const bool whole = start >= h.dmapbase && h.dmapend - start >= block;
+      return translation{physaddr{va - h.dmapbase}, static_cast<std::size_t>(std::min<std::uint64_t>(rest, SIZE_MAX)),
+                         whole ? block : 0};
     }
     return detail::fail(errc::unmapped_address, "invalid address (0x%llx): not in the kernel map or the direct map",
                         static_cast<ull>(va));
@@ -226,12 +234,37 @@ struct amd64 {
         const std::uint64_t mask = (std::uint64_t{1} << shift) - 1;
         const std::uint64_t frame = level == 2 ? frame_1g : level == 1 ? frame_2m : frame_4k;
         const std::uint64_t in = va & mask;
-        return translation{physaddr{(e & frame) + in}, static_cast<std::size_t>(mask + 1 - in)};
+        return translation{physaddr{(e & frame) + in}, static_cast<std::size_t>(mask + 1 - in), mask + 1,
+                           level == 0 ? table : 0};
       }
       table = e & frame_4k;
     }
     return detail::fail(errc::unmapped_address, "invalid address (0x%llx)", static_cast<ull>(va));  // not reached
   }
+
+ public:
+  /// The last step of translate(): va's PTE in the page table at physical `table` (a
+  /// translation's leaf_table for an address of the same 2 MiB block).
+  template <class Backend>
+  [[nodiscard]] result<translation> translate_leaf(const Backend& b, kvaddr va, physaddr table) const noexcept {
+    using ull = unsigned long long;
+    const std::uint64_t v = to_integer(va);
+    const std::uint64_t entry_pa = to_integer(table) + ((v >> 12) & 511) * 8;
+    std::uint64_t clear = 0;
+    if constexpr (requires { { b.pte_clear_mask() } -> std::convertible_to<std::uint64_t>; }) clear = b.pte_clear_mask();
+    const std::byte* page = nullptr;
+    if constexpr (requires { { b.mapped_page(physaddr{}) } -> std::same_as<const std::byte*>; })
+      page = b.mapped_page(physaddr{entry_pa});
+    if (page == nullptr)  // a valid leaf_table came from a page that was readable
+      return detail::fail(errc::page_not_dumped, "invalid address (0x%llx): PTE at physical 0x%llx is not in the dump",
+                          static_cast<ull>(v), static_cast<ull>(entry_pa));
+    const std::uint64_t e = detail::load<std::uint64_t>(page + (entry_pa & (page_size - 1))) & ~clear;
+    if ((e & pte_present) == 0)
+      return detail::fail(errc::unmapped_address, "invalid address (0x%llx): PTE not valid", static_cast<ull>(v));
+    return translation{physaddr{(e & frame_4k) | (v & 0xfff)}, page_size - (v & 0xfff), page_size, to_integer(table)};
+  }
+
+ private:
 };
 
 }  // namespace kvmxx::inline KVMXX_ABI::arch

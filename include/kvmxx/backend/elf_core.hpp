@@ -126,6 +126,15 @@ class elf_core {
     return image_.data() + iv->file_offset + (page - iv->start);
   }
 
+  /// The host address of [pa, pa + len) when all of its bytes are in the file contiguously
+  /// (one merged interval); nullptr otherwise.
+  [[nodiscard]] const std::byte* mapped_range(physaddr pa, std::uint64_t len) const noexcept {
+    const std::uint64_t start = to_integer(pa);
+    const interval* iv = find(start);
+    if (iv == nullptr || len == 0 || start + len < start || start + len > iv->data_end) return nullptr;
+    return image_.data() + iv->file_offset + (start - iv->start);
+  }
+
   [[nodiscard]] result<std::size_t> read_physical(physaddr pa, std::span<std::byte> out) const noexcept {
     std::size_t done = 0;
     std::uint64_t addr = to_integer(pa);

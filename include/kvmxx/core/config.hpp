@@ -26,7 +26,9 @@
 #define KVMXX_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
 #define KVMXX_LIKELY(x) __builtin_expect(!!(x), 1)
 #define KVMXX_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define KVMXX_NOINLINE __attribute__((noinline))
 #else
+#define KVMXX_NOINLINE
 #define KVMXX_PRINTF(fmt_index, first_arg)
 #define KVMXX_LIKELY(x) (x)
 #define KVMXX_UNLIKELY(x) (x)

@@ -234,42 +234,125 @@ class kernel_memory {
     if constexpr (virtual_backend<Backend>) {
       return backend_.read_virtual(va, out);
     } else if constexpr (mapped_backend<Backend>) {
-      // Page by page through the per-thread translation cache; a page whose bytes are not
-      // all in the file (absent, excluded, truncated) takes the general path below.
-      constexpr std::uint64_t page = Arch::page_size;
-      constexpr unsigned shift = std::countr_zero(page);
-      static_assert(std::has_single_bit(page));
-      detail::tlb_entry* const tlb = detail::thread_tlb();
-      std::size_t done = 0;
-    std::uint64_t addr = to_integer(va);
-    while (done < out.size()) {
-      const std::uint64_t in_page = addr & (page - 1);
-      const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(page - in_page, out.size() - done));
-      detail::tlb_entry& e = tlb[(addr >> shift) % detail::tlb_entries];
-      const std::byte* host;
-      if (KVMXX_LIKELY(e.generation == generation_ && e.vpage == addr >> shift)) {
-        host = e.host;
-      } else {
-        auto t = arch_.translate(backend_, kvaddr{addr & ~(page - 1)});
-        host = t ? backend_.mapped_page(t.value().pa) : nullptr;
-        if (host == nullptr) {
-          auto rest = read_uncached(kvaddr{addr}, out.subspan(done));
-          if (!rest) return done == 0 ? rest : result<std::size_t>(done);
-          return done + rest.value();
-        }
-        e = {generation_, addr >> shift, host};
+      return read_mapped(to_integer(va), out);
+    } else {
+      return read_uncached(va, out);
+    }
+  }
+
+ private:
+  // The per-thread translation cache's hit path (detail/tlb.hpp): a 2 MiB block entry, else
+  // a page entry, then one memcpy. Kept small so that it inlines into the caller's loop;
+  // misses go out of line to fill_tlb.
+  [[nodiscard]] result<std::size_t> read_mapped(std::uint64_t addr, std::span<std::byte> out) const noexcept {
+    {
+      // The common case first, straight-line: the read lies in one cached block (the copy's
+      // length is then the caller's, a constant when it reads an object).
+      constexpr unsigned bshift = detail::tlb_block_shift;
+      constexpr std::uint64_t block = std::uint64_t{1} << bshift;
+      detail::thread_tlb_tables* tlb = detail::thread_tlb();
+      if (KVMXX_UNLIKELY(tlb == nullptr)) return read_uncached(kvaddr{addr}, out);  // no memory for the cache
+      const detail::tlb_entry& b = tlb->block[detail::tlb_slot<detail::tlb_block_entries>(addr >> bshift)];
+      if (KVMXX_LIKELY(b.generation == generation_ && b.vpage == addr >> bshift && b.host != nullptr &&
+                       (addr & (block - 1)) + out.size() <= block)) {
+        std::memcpy(out.data(), b.host + (addr & (block - 1)), out.size());
+        return out.size();
       }
-      std::memcpy(out.data() + done, host + in_page, chunk);
+      return read_mapped_loop(*tlb, addr, out);
+    }
+  }
+
+  [[nodiscard]] result<std::size_t> read_mapped_loop(detail::thread_tlb_tables& tlb, std::uint64_t addr,
+                                                     std::span<std::byte> out) const noexcept {
+    constexpr std::uint64_t page = Arch::page_size;
+    constexpr unsigned shift = std::countr_zero(page);
+    static_assert(std::has_single_bit(page));
+    constexpr unsigned bshift = detail::tlb_block_shift;
+    constexpr std::uint64_t block = std::uint64_t{1} << bshift;
+    std::size_t done = 0;
+    while (done < out.size()) {
+      const std::byte* host;
+      std::uint64_t avail;
+      const detail::tlb_entry& b = tlb.block[detail::tlb_slot<detail::tlb_block_entries>(addr >> bshift)];
+      const bool in_block = b.generation == generation_ && b.vpage == addr >> bshift;
+      if (KVMXX_LIKELY(in_block && b.host != nullptr)) {
+        host = b.host + (addr & (block - 1));
+        avail = block - (addr & (block - 1));
+      } else {
+        const detail::tlb_entry& p = tlb.page[detail::tlb_slot<detail::tlb_page_entries>(addr >> shift)];
+        if (KVMXX_LIKELY(p.generation == generation_ && p.vpage == addr >> shift)) {
+          host = p.host + (addr & (page - 1));
+          avail = page - (addr & (page - 1));
+        } else {
+          host = fill_tlb(tlb, addr, avail, in_block ? &b : nullptr);
+          if (host == nullptr) {  // not wholly in the file: the general path says why
+            auto rest = read_uncached(kvaddr{addr}, out.subspan(done));
+            if (!rest) return done == 0 ? rest : result<std::size_t>(done);
+            return done + rest.value();
+          }
+        }
+      }
+      const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(avail, out.size() - done));
+      std::memcpy(out.data() + done, host, chunk);
       done += chunk;
       addr += chunk;
     }
     return done;
-  } else {
-    return read_uncached(va, out);
-  }
   }
 
- private:
+  // A translation-cache miss. Inside a cached block whose bytes are scattered (known), the
+  // physical address needs no walk; otherwise translate, and cache the 2 MiB block when one
+  // leaf maps it (with its host address when its bytes are contiguous in the file). Then
+  // cache the page when its bytes are in the file. Returns the host address of addr and
+  // (in avail) how many bytes from there the entry covers, or nullptr.
+  KVMXX_NOINLINE const std::byte* fill_tlb(detail::thread_tlb_tables& tlb, std::uint64_t addr, std::uint64_t& avail,
+                                           const detail::tlb_entry* known) const noexcept {
+    constexpr std::uint64_t page = Arch::page_size;
+    constexpr unsigned shift = std::countr_zero(page);
+    constexpr unsigned bshift = detail::tlb_block_shift;
+    constexpr std::uint64_t block = std::uint64_t{1} << bshift;
+    constexpr bool resumable = requires(physaddr table) {
+      { arch_.translate_leaf(backend_, kvaddr{}, table) } -> std::same_as<result<translation>>;
+    };
+    // Block entries: host != nullptr: the block's bytes; else pa is the block's physical
+    // address, or (bit 0 set, never a block address: blocks are cached only when even) the
+    // page table that maps the block's pages.
+    std::uint64_t pa;
+    if (known != nullptr && (known->pa & 1) == 0) {
+      pa = known->pa + (addr & (block - 1));
+    } else {
+      auto t = [&]() -> result<translation> {
+        if constexpr (resumable)
+          if (known != nullptr) return arch_.translate_leaf(backend_, kvaddr{addr}, physaddr{known->pa & ~std::uint64_t{1}});
+        return arch_.translate(backend_, kvaddr{addr});
+      }();
+      if (!t) return nullptr;
+      pa = to_integer(t.value().pa);
+      const std::uint64_t bs = t.value().block_size;
+      const std::uint64_t in = addr & (block - 1);
+      if (known != nullptr) {
+        // a page of a block whose table is cached: cache the page below
+      } else if (bs >= block && bs % block == 0 && ((pa - in) & 1) == 0) {
+        const std::byte* h = nullptr;
+        if constexpr (requires { { backend_.mapped_range(physaddr{}, std::uint64_t{}) } -> std::same_as<const std::byte*>; })
+          h = backend_.mapped_range(physaddr{pa - in}, block);
+        tlb.block[detail::tlb_slot<detail::tlb_block_entries>(addr >> bshift)] = {generation_, addr >> bshift, h, pa - in};
+        if (h != nullptr) {
+          avail = block - in;
+          return h + in;
+        }
+      } else if (resumable && t.value().leaf_table != 0 && (t.value().leaf_table & 1) == 0) {
+        tlb.block[detail::tlb_slot<detail::tlb_block_entries>(addr >> bshift)] = {generation_, addr >> bshift, nullptr, t.value().leaf_table | 1};
+      }
+    }
+    const std::uint64_t in = addr & (page - 1);
+    const std::byte* h = backend_.mapped_page(physaddr{pa - in});
+    if (h == nullptr) return nullptr;
+    tlb.page[detail::tlb_slot<detail::tlb_page_entries>(addr >> shift)] = {generation_, addr >> shift, h, pa - in};
+    avail = page - in;
+    return h + in;
+  }
+
   // The general read: translate, read_physical, cross pages; short count after the first page.
   [[nodiscard]] result<std::size_t> read_uncached(kvaddr va, std::span<std::byte> out) const noexcept {
     std::size_t done = 0;

@@ -96,6 +96,16 @@ enum class access : std::uint8_t { read_only, read_write };
 struct translation {
   physaddr pa{};
   std::size_t contiguous = 0;  ///< at least 1 on success
+  /// 0, or a power of two B such that the whole B-aligned block of virtual addresses
+  /// holding the address maps linearly (pa − va is the same for all of it): the size of the
+  /// page-table leaf. Lets translation caches keep one entry per large page. An Arch that
+  /// leaves it 0 is still correct, only cached per page.
+  std::uint64_t block_size = 0;
+  /// 0, or the physical address of the last-level page table that holds the leaf, when that
+  /// table maps the whole 2 MiB-aligned block holding the address and the Arch can resume
+  /// a walk from it (translate_leaf): caches then keep the table per block, and a page miss
+  /// inside the block reads one entry instead of walking every level.
+  std::uint64_t leaf_table = 0;
 };
 
 /// VM_PROT_* bits as kvm_walk_pages reports them.

@@ -72,6 +72,19 @@ TEST_CASE("the rank bitmap agrees with counting bit by bit", "[detail][bits]") {
   }
 }
 
+TEST_CASE("popcount64 agrees with counting bit by bit", "[detail][bits]") {
+  std::mt19937_64 rng(42);
+  std::vector<std::uint64_t> values = {0, 1, ~std::uint64_t{0}, std::uint64_t{1} << 63, 0x8000000000000001ull};
+  for (int i = 0; i < 10000; ++i) values.push_back(rng() & rng());  // sparse and dense words
+  for (int i = 0; i < 10000; ++i) values.push_back(rng());
+  for (const std::uint64_t v : values) {
+    unsigned naive = 0;
+    for (unsigned b = 0; b < 64; ++b) naive += (v >> b) & 1;
+    REQUIRE(kvmxx::detail::popcount64(v) == naive);
+  }
+  STATIC_REQUIRE(kvmxx::detail::popcount64(0xffull) == 8);
+}
+
 TEST_CASE("mappings at offsets that are not host-page aligned see the right bytes", "[detail][mmap]") {
   kvmxx_test::temp_dir dir;
   const auto path = dir.path("data");
