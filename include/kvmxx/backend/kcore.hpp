@@ -65,6 +65,38 @@ struct kcore_options {
 
 namespace kvmxx::inline KVMXX_ABI::backend {
 
+namespace detail_kcore {
+// Whether the first PT_NOTE, as far as `head` holds it, has a CORE/NT_TASKSTRUCT note
+// (defined before the class: clang warns about in-class lambdas calling later members).
+template <class Fl>
+[[nodiscard]] bool has_taskstruct(Fl, std::span<const std::byte> head) noexcept {
+  namespace elf = format::elf;
+  using phdr_t = elf::phdr<Fl>;
+  const auto h = detail::load_struct<elf::ehdr<Fl>>(head.data());
+  const std::uint64_t phoff = h.e_phoff, phnum = h.e_phnum;
+  if (h.e_phentsize != sizeof(phdr_t)) return false;
+  for (std::uint64_t k = 0; k < phnum && detail::fits(phoff + k * sizeof(phdr_t), sizeof(phdr_t), head.size()); ++k) {
+    const auto p = detail::load_struct<phdr_t>(head.data() + phoff + k * sizeof(phdr_t));
+    if (p.p_type != elf::pt_note) continue;
+    const std::uint64_t off = p.p_offset, end = std::min<std::uint64_t>(off + std::uint64_t{p.p_filesz}, head.size());
+    if (off >= head.size() || end < off) return false;
+    std::uint64_t pos = off;
+    while (pos + sizeof(elf::nhdr<Fl>) <= end) {
+      const auto n = detail::load_struct<elf::nhdr<Fl>>(head.data() + pos);
+      const std::uint64_t namesz = n.n_namesz, descsz = n.n_descsz;
+      const std::uint64_t name_off = pos + sizeof(elf::nhdr<Fl>);
+      if (n.n_type == 4 /* NT_TASKSTRUCT */ && namesz == 5 && name_off + 5 <= head.size() &&
+          std::memcmp(head.data() + name_off, "CORE", 5) == 0)
+        return true;
+      pos = name_off + ((namesz + 3) & ~std::uint64_t{3}) + ((descsz + 3) & ~std::uint64_t{3});
+      if (namesz > end || descsz > end) return false;
+    }
+    return false;  // only the first PT_NOTE
+  }
+  return false;
+}
+}  // namespace detail_kcore
+
 /// \code
 ///   auto k = kvmxx::backend::kcore::open("/proc/kcore");
 ///   if (!k) std::fprintf(stderr, "%s\n", kvmxx::describe(k.error()).c_str());
@@ -85,7 +117,7 @@ class kcore {
     if (std::to_integer<unsigned char>(head[elf::ei_osabi]) == elf::elfosabi_standalone) return false;
     auto id = detail::read_elf_ident(head, "", errc::not_a_dump);
     if (!id || id.value().type != elf::et_core) return false;
-    return detail::with_elf_flavour(id.value(), [&](auto fl) noexcept { return has_taskstruct(fl, head); });
+    return detail::with_elf_flavour(id.value(), [&](auto fl) noexcept { return detail_kcore::has_taskstruct(fl, head); });
   }
 
   /// Opens /proc/kcore or a file in its format.
@@ -206,34 +238,6 @@ class kcore {
   struct interval {  // [start, end) of one address space, whose byte `start` is at file offset `offset`
     std::uint64_t start, end, offset;
   };
-
-  template <class Fl>
-  static bool has_taskstruct(Fl, std::span<const std::byte> head) noexcept {
-    namespace elf = format::elf;
-    using phdr_t = elf::phdr<Fl>;
-    const auto h = detail::load_struct<elf::ehdr<Fl>>(head.data());
-    const std::uint64_t phoff = h.e_phoff, phnum = h.e_phnum;
-    if (h.e_phentsize != sizeof(phdr_t)) return false;
-    for (std::uint64_t k = 0; k < phnum && detail::fits(phoff + k * sizeof(phdr_t), sizeof(phdr_t), head.size()); ++k) {
-      const auto p = detail::load_struct<phdr_t>(head.data() + phoff + k * sizeof(phdr_t));
-      if (p.p_type != elf::pt_note) continue;
-      const std::uint64_t off = p.p_offset, end = std::min<std::uint64_t>(off + std::uint64_t{p.p_filesz}, head.size());
-      if (off >= head.size() || end < off) return false;
-      std::uint64_t pos = off;
-      while (pos + sizeof(elf::nhdr<Fl>) <= end) {
-        const auto n = detail::load_struct<elf::nhdr<Fl>>(head.data() + pos);
-        const std::uint64_t namesz = n.n_namesz, descsz = n.n_descsz;
-        const std::uint64_t name_off = pos + sizeof(elf::nhdr<Fl>);
-        if (n.n_type == nt_taskstruct && namesz == 5 && name_off + 5 <= head.size() &&
-            std::memcmp(head.data() + name_off, "CORE", 5) == 0)
-          return true;
-        pos = name_off + ((namesz + 3) & ~std::uint64_t{3}) + ((descsz + 3) & ~std::uint64_t{3});
-        if (namesz > end || descsz > end) return false;
-      }
-      return false;  // only the first PT_NOTE
-    }
-    return false;
-  }
 
   static std::error_code explain_open_error(std::error_code ec, const char* path) noexcept {
     const char* why = nullptr;
