@@ -7,7 +7,8 @@
 #   3. libFuzzer targets (clang), each for KVMXX_FUZZ_SECONDS (default 60) from a seed corpus.
 # Before them, tests/real/make-linux-dumps.sh boots Debian's kernel under QEMU and writes
 # real Linux dumps into KVMXX_LINUX_DUMPS (default /var/tmp/kvmxx-linux-dumps; about
-# 2 minutes and 1.7 GB the first time, a cache hit afterwards). The real-dump tests and the
+# 2 minutes and 1.7 GB the first time, a cache hit afterwards); after the gcc build its
+# 'live' boot runs the static build-gcc/tests/kvmxx-live-test in the guest. The real-dump tests and the
 # libkdumpfile differential test read them; without them those tests count as skipped.
 # Build trees are kept (build-gcc, build-asan, build-fuzz) so a second run only
 # rebuilds what changed. The last line is "N passed, N failed[, N skipped]", counted from
@@ -68,6 +69,19 @@ fi
 for cfg in gcc; do
   cxx=g++
   if build $cfg $cxx --buildtype=debugoptimized; then
+    # The in-guest live test: the 'live' boot runs the static kvmxx-live-test inside QEMU
+    # (cached by the binary's sha256); the unit tests' [live] cases check its log.
+    if [ -n "${KVMXX_LINUX_DUMPS:-}" ]; then
+      if [ ! -x "build-$cfg/tests/kvmxx-live-test" ]; then
+        record fail "live-boot: build-$cfg/tests/kvmxx-live-test was not built (no static libc/libstdc++?)" real
+      elif tests/real/make-linux-dumps.sh --only live --live-binary "build-$cfg/tests/kvmxx-live-test" \
+          "$KVMXX_LINUX_DUMPS" >"$results/live-boot.log" 2>&1; then
+        record pass "live-boot: /proc/kcore test run in the QEMU guest" real
+      else
+        tail -40 "$results/live-boot.log"
+        record fail "live-boot: tests/real/make-linux-dumps.sh --only live failed (the [live] tests will skip)" real
+      fi
+    fi
     run_catch $cfg-unit "build-$cfg/tests/kvmxx-unit"
     run_catch $cfg-tool "build-$cfg/tests/kvmxx-tool-test"
     if [ -x "build-$cfg/tests/kvmxx-peer-test" ]; then

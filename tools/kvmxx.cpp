@@ -264,13 +264,18 @@ int print_info(const Km& km) {
     if (auto rel = vi.osrelease()) rows.emplace_back("OS release", std::string(*rel));
     rows.emplace_back("KERNELOFFSET", vi.kernel_offset() ? fmt::format("{:#x}", *vi.kernel_offset())
                                                          : std::string("unknown (no VMCOREINFO)"));
-    if (auto root = src.page_table_root())
-      rows.emplace_back("page-table root", fmt::format("{:#x} ({}-level paging{})", kvmxx::to_integer(*root),
-                                                       src.paging_levels(),
-                                                       vi.empty() ? ", from CR3 in the QEMU note" : ""));
-    else
-      rows.emplace_back("page-table root", "unknown: kernel virtual addresses cannot be translated");
-    rows.emplace_back("CPUs", fmt::format("{}", src.cpus().size()));
+    if constexpr (requires { src.vmcoreinfo_source(); }) {  // kcore: the kernel reads virtual addresses
+      if (!vi.empty())
+        rows.emplace_back("VMCOREINFO from", src.vmcoreinfo_source() == "note" ? "kcore's note" : src.vmcoreinfo_source());
+    } else {
+      if (auto root = src.page_table_root())
+        rows.emplace_back("page-table root", fmt::format("{:#x} ({}-level paging{})", kvmxx::to_integer(*root),
+                                                         src.paging_levels(),
+                                                         vi.empty() ? ", from CR3 in the QEMU note" : ""));
+      else
+        rows.emplace_back("page-table root", "unknown: kernel virtual addresses cannot be translated");
+      rows.emplace_back("CPUs", fmt::format("{}", src.cpus().size()));
+    }
     rows.emplace_back("PT_LOAD segments", fmt::format("{}", src.segments().size()));
   }
   if (const auto& k = km.kernel_file()) {

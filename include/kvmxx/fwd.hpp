@@ -16,6 +16,7 @@ class any_kernel_memory;
 namespace backend {
 class minidump;
 class elf_core;
+class kcore;
 class live_physical;
 class live_virtual;
 class null;

@@ -15,6 +15,7 @@
 #include <kvmxx/core/any_kernel_memory.hpp>
 #include <kvmxx/backend/minidump.hpp>
 #include <kvmxx/backend/elf_core.hpp>
+#include <kvmxx/backend/kcore.hpp>
 #include <kvmxx/backend/live.hpp>
 #include <kvmxx/backend/null.hpp>
 #include <kvmxx/arch/amd64.hpp>
@@ -28,4 +29,5 @@
 #include <kvmxx/os/freebsd/msgbuf.hpp>
 #include <kvmxx/os/linux/vmcoreinfo.hpp>
 #include <kvmxx/os/linux/kaslr.hpp>
+#include <kvmxx/os/linux/devmem.hpp>
 #include <kvmxx/os/linux/printk.hpp>

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "amd64_minidump_writer.hpp"
+#include "kcore_fixture.hpp"
 #include "file_util.hpp"
 #include "kernel_elf_writer.hpp"
 #include "skip.hpp"
@@ -1111,4 +1112,50 @@ TEST_CASE("dmesg of a dump without VMCOREINFO says why it cannot find the log", 
   const auto r = run_tool({"dmesg", "-M", d + "/novmcoreinfo/elf"});
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("VMCOREINFO") != std::string::npos);
+}
+
+// ---- Linux /proc/kcore format (a synthetic copy: tests/support/kcore_fixture.hpp) ----
+
+TEST_CASE("info, read, nlist and dmesg on a file in /proc/kcore's format", "[tool][kcore]") {
+  kvmxx_test::kcore_fixture f;
+  kvmxx_test::temp_dir dir;
+  const std::string core = dir.path("kcore"), map = dir.path("System.map");
+  kvmxx_test::write_file(core, f.b.build());
+  kvmxx_test::write_file(map, std::as_bytes(std::span(f.system_map.data(), f.system_map.size())));
+
+  const auto info = run_tool({"info", "-N", map, "-M", core});
+  REQUIRE(info.exit_code == 0);
+  CHECK(info.out.find("Linux kcore-format file") != std::string::npos);
+  CHECK(info.out.find("6.1.0-kcore-test") != std::string::npos);
+  CHECK(info.out.find("kcore's note") != std::string::npos);
+  CHECK(info.out.find("0x2000000") != std::string::npos);  // KERNELOFFSET
+
+  const u64 banner = kvmxx_test::kcore_fixture::banner_link + kvmxx_test::kcore_fixture::kaslr;
+  const auto nl = run_tool({"nlist", "-N", map, "-M", core, "linux_banner", "init_uts_ns"});
+  REQUIRE(nl.exit_code == 0);
+  CHECK(nl.out == "linux_banner " + hex_addr(banner) + "\ninit_uts_ns " +
+                      hex_addr(kvmxx_test::kcore_fixture::uts_link + kvmxx_test::kcore_fixture::kaslr) + "\n");
+
+  const auto rd = run_tool({"read", "-N", map, "-M", core, "--hex", "linux_banner", "24"});
+  REQUIRE(rd.exit_code == 0);
+  CHECK(rd.out == hex_string(*f.read_virt(banner, 24)) + "\n");
+
+  // Across the two adjacent vmalloc segments.
+  const u64 va = kvmxx_test::kcore_fixture::vmalloc_va + 0x2ff8;
+  const auto cross = run_tool({"read", "-M", core, "--hex", hex_addr(va), "16"});
+  REQUIRE(cross.exit_code == 0);
+  CHECK(cross.out == hex_string(*f.read_virt(va, 16)) + "\n");
+
+  const auto phys = run_tool({"read", "-M", core, "--physical", "--hex", "0x100000", "16"});
+  REQUIRE(phys.exit_code == 0);
+  CHECK(phys.out == hex_string(*f.read_virt(kvmxx_test::kcore_fixture::page_offset + 0x100000, 16)) + "\n");
+
+  const auto hole = run_tool({"read", "-M", core, "--hex", "0xffffc90000005000", "16"});
+  CHECK(hole.exit_code == 1);
+  CHECK(hole.err.find("0xffffc90000005000") != std::string::npos);
+
+  // The fixture's VMCOREINFO has no printk description: dmesg must say so, not crash.
+  const auto dm = run_tool({"dmesg", "-M", core});
+  CHECK(dm.exit_code == 1);
+  CHECK_FALSE(dm.err.empty());
 }

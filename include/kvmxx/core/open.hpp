@@ -8,6 +8,7 @@
 #pragma once
 #include <kvmxx/arch/amd64.hpp>
 #include <kvmxx/backend/elf_core.hpp>
+#include <kvmxx/backend/kcore.hpp>
 #include <kvmxx/backend/minidump.hpp>
 #include <kvmxx/core/concepts.hpp>
 #include <kvmxx/core/error.hpp>
@@ -37,12 +38,14 @@ namespace kvmxx::inline KVMXX_ABI {
 enum class core_format : std::uint8_t {
   freebsd_minidump,
   linux_elf,
+  linux_kcore,
 };
 
 [[nodiscard]] constexpr std::string_view name_of(core_format f) noexcept {
   switch (f) {
     case core_format::freebsd_minidump: return "FreeBSD minidump";
     case core_format::linux_elf: return "Linux ELF core";
+    case core_format::linux_kcore: return "Linux /proc/kcore";
   }
   return "unknown";
 }
@@ -53,10 +56,17 @@ struct core_probe {
   bool (*matches)(std::span<const std::byte> head) noexcept;
 };
 
+/// A Linux ELF core that is not in /proc/kcore's format (backend/kcore.hpp says how the two
+/// are told apart), so that the two probes are exclusive.
+[[nodiscard]] inline bool probe_linux_vmcore(std::span<const std::byte> head) noexcept {
+  return backend::elf_core::probe(head) && !backend::kcore::probe(head);
+}
+
 /// Every probe kvmxx::open runs, in no significant order: they must be exclusive.
 inline constexpr core_probe probes[] = {
     {core_format::freebsd_minidump, &backend::minidump::probe},
-    {core_format::linux_elf, &backend::elf_core::probe},
+    {core_format::linux_elf, &probe_linux_vmcore},
+    {core_format::linux_kcore, &backend::kcore::probe},
 };
 
 /// How many bytes of a core the probes look at.
@@ -110,8 +120,11 @@ using linux_kernel_symbols = resolver::chain<resolver::displaced<resolver::elf_s
 /// A Linux x86_64 ELF core (vmcore, QEMU dump, makedumpfile ELF output).
 using linux_amd64_elf = kernel_memory<backend::elf_core, arch::amd64, linux_kernel_symbols>;
 
+/// The running Linux x86_64 kernel through /proc/kcore (or a file in kcore's format).
+using linux_live_kcore = kernel_memory<backend::kcore, arch::amd64, linux_kernel_symbols>;
+
 /// Every fully typed handle kvmxx::open can produce.
-using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf>;
+using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf, linux_live_kcore>;
 
 /// Opens a Linux ELF core with the kernel file's symbols (vmlinux or a System.map/kallsyms
 /// file; may be nullptr). The KASLR offset comes from VMCOREINFO, else from the page tables
@@ -151,10 +164,78 @@ using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf>;
   return linux_amd64_elf::adopt(std::move(b), std::move(syms), kinfo);
 }
 
+namespace detail {
+/// What a Linux kernel file (-N: vmlinux, or a System.map/kallsyms text file) gives a
+/// live handle: its symbols and its link-time `_text`.
+struct linux_kernel_file {
+  resolver::elf_symtab elf;
+  resolver::symbol_file text;
+  std::optional<kernel_file_info> info;
+  std::optional<std::uint64_t> link_text;
+};
+/// Loads `kernel` (may be nullptr: nothing) for an image of machine `m` named `image`.
+[[nodiscard]] inline result<linux_kernel_file> load_linux_kernel_file(const char* kernel, machine m,
+                                                                      const char* image) {
+  linux_kernel_file out;
+  if (kernel == nullptr) return out;
+  KVMXX_TRY(fd, detail::open_file(kernel, O_RDONLY));
+  std::array<std::byte, 64> head{};
+  KVMXX_TRY(n, detail::pread_full(fd.get(), head.data(), head.size(), 0, kernel));
+  if (n >= 4 && std::memcmp(head.data(), format::elf::elfmag, 4) == 0) {
+    KVMXX_TRY(k, probe_kernel_image(std::span<const std::byte>(head.data(), n), kernel));
+    if (k.arch != m)
+      return detail::fail(errc::arch_mismatch, "%s is a kernel for %s, but %s is %s memory", kernel,
+                          name_of(k.arch).data(), image, name_of(m).data());
+    out.info = k;
+    KVMXX_TRY(t, resolver::elf_symtab::open(kernel));
+    out.elf = std::move(t);
+    if (auto s = out.elf.lookup("_text")) out.link_text = to_integer(s.value().value);
+  } else {
+    KVMXX_TRY(t, resolver::symbol_file::open(kernel));
+    out.text = std::move(t);
+    if (auto s = out.text.lookup("_text")) out.link_text = to_integer(s.value().value);
+  }
+  return out;
+}
+/// The Linux symbol chain: the kernel file moved by `offset`, then VMCOREINFO's SYMBOL()s.
+[[nodiscard]] inline linux_kernel_symbols make_linux_symbols(linux_kernel_file&& k, std::int64_t offset,
+                                                             const linux_::vmcoreinfo& vi) {
+  return linux_kernel_symbols(resolver::displaced<resolver::elf_symtab>(std::move(k.elf), offset),
+                              resolver::displaced<resolver::symbol_file>(std::move(k.text), offset),
+                              resolver::vmcoreinfo_symbols(vi));
+}
+}  // namespace detail
+
+/// Opens /proc/kcore (or a copy in its format) with the kernel file's symbols (vmlinux or a
+/// System.map/kallsyms file; may be nullptr). The symbols move by the kernel-text
+/// segment's start (KCORE_TEXT's p_vaddr is the runtime _text) minus the kernel file's
+/// `_text` — 0 for the live /proc/kallsyms, whose addresses are runtime ones already —
+/// else by VMCOREINFO's KERNELOFFSET. VMCOREINFO's SYMBOL() lines answer what the kernel
+/// file does not.
+[[nodiscard]] inline result<linux_live_kcore> open_linux_kcore(const char* kernel, const char* path = "/proc/kcore",
+                                                               const kcore_options& options = {}) {
+  KVMXX_TRY(b, backend::kcore::open(path, options));
+  if (b.machine() != machine::amd64)
+    return detail::fail(errc::unsupported_format, "%s: Linux %s kcore is recognised but not supported yet", path,
+                        name_of(b.machine()).data());
+  KVMXX_TRY(k, detail::load_linux_kernel_file(kernel, b.machine(), path));
+  std::int64_t offset = b.kerndisp();
+  if (k.link_text && b.text_start()) offset = static_cast<std::int64_t>(*b.text_start() - *k.link_text);
+  auto info = k.info;
+  auto syms = detail::make_linux_symbols(std::move(k), offset, b.vmcoreinfo());
+  return linux_live_kcore::adopt(std::move(b), std::move(syms), info);
+}
+
 /// Probes `core`, opens it with the matching Backend and Arch, and returns the typed handle
 /// in a variant. `kernel` (may be nullptr) supplies symbols and is checked against the core.
 [[nodiscard]] inline result<any_dump_handle> open_dump_handle(const char* kernel, const char* core) {
-  KVMXX_TRY(format, probe_core_file(core));
+  // The live kcore (procfs's file named "kcore"; not /proc/vmcore) is kcore whatever its
+  // first bytes hold: its headers can outgrow the probe's window on machines with many
+  // memory ranges.
+  const std::string_view name(core);
+  const bool live_kcore = (name == "kcore" || (name.size() > 6 && name.substr(name.size() - 6) == "/kcore")) &&
+                          backend::kcore::path_on_procfs(core);
+  KVMXX_TRY(format, live_kcore ? result<core_format>(core_format::linux_kcore) : probe_core_file(core));
   switch (format) {
     case core_format::freebsd_minidump: {
       // The header names the architecture; only amd64 has an Arch so far (the backend
@@ -165,6 +246,10 @@ using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf>;
     case core_format::linux_elf: {
       KVMXX_TRY(km, open_linux_elf(kernel, core));
       return any_dump_handle(std::in_place_type<linux_amd64_elf>, std::move(km));
+    }
+    case core_format::linux_kcore: {
+      KVMXX_TRY(km, open_linux_kcore(kernel, core));
+      return any_dump_handle(std::in_place_type<linux_live_kcore>, std::move(km));
     }
   }
   return detail::fail(errc::not_a_dump, "%s: no backend for this format", core);  // not reached
