@@ -23,9 +23,11 @@
 #include <kvmxx/resolver/callback.hpp>
 #include <kvmxx/resolver/symbol_file.hpp>
 #include <kvmxx/resolver/vmcoreinfo_symbols.hpp>
+#include <kvmxx/resolver/kallsyms.hpp>
 #include <kvmxx/resolver/displaced.hpp>
 #include <kvmxx/resolver/chain.hpp>
 #include <kvmxx/os/freebsd/msgbuf.hpp>
 #include <kvmxx/os/linux/vmcoreinfo.hpp>
 #include <kvmxx/os/linux/kaslr.hpp>
 #include <kvmxx/os/linux/printk.hpp>
+#include <kvmxx/os/linux/kallsyms.hpp>

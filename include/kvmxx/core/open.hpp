@@ -18,6 +18,7 @@
 #include <kvmxx/resolver/chain.hpp>
 #include <kvmxx/resolver/displaced.hpp>
 #include <kvmxx/resolver/elf_symtab.hpp>
+#include <kvmxx/resolver/kallsyms.hpp>
 #include <kvmxx/resolver/symbol_file.hpp>
 #include <kvmxx/resolver/vmcoreinfo_symbols.hpp>
 
@@ -103,10 +104,13 @@ inline constexpr std::size_t probe_size = 4096;
 }
 
 /// The symbols of a Linux kernel: the kernel file given with -N (vmlinux's .symtab, or a
-/// System.map / kallsyms text file), moved by the KASLR offset, then the dump's own
-/// VMCOREINFO SYMBOL() lines. Unused sources are empty and answer no_symbol_table.
-using linux_kernel_symbols = resolver::chain<resolver::displaced<resolver::elf_symtab>,
-                                             resolver::displaced<resolver::symbol_file>, resolver::vmcoreinfo_symbols>;
+/// System.map / kallsyms text file), moved by the KASLR offset, then the kallsyms tables
+/// in the dump's memory (Linux 6.0+ VMCOREINFO points to them; their addresses are
+/// runtime ones already), then the dump's own VMCOREINFO SYMBOL() lines. Unused sources
+/// are empty and answer no_symbol_table; get<2>().why_empty() says why kallsyms is.
+using linux_kernel_symbols =
+    resolver::chain<resolver::displaced<resolver::elf_symtab>, resolver::displaced<resolver::symbol_file>,
+                    resolver::kallsyms, resolver::vmcoreinfo_symbols>;
 /// A Linux x86_64 ELF core (vmcore, QEMU dump, makedumpfile ELF output).
 using linux_amd64_elf = kernel_memory<backend::elf_core, arch::amd64, linux_kernel_symbols>;
 
@@ -146,8 +150,11 @@ using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf>;
   }
   const auto offset = linux_::kaslr_offset(arch::amd64{}, b, b.vmcoreinfo(), link_text).value_or(0);
   resolver::vmcoreinfo_symbols vsyms(b.vmcoreinfo());
+  // Never fails the open: a dump without usable tables leaves this source empty, saying why.
+  auto ksyms = resolver::kallsyms::from_dump(arch::amd64{}, b, b.vmcoreinfo());
   linux_kernel_symbols syms(resolver::displaced<resolver::elf_symtab>(std::move(elf), offset),
-                            resolver::displaced<resolver::symbol_file>(std::move(text), offset), std::move(vsyms));
+                            resolver::displaced<resolver::symbol_file>(std::move(text), offset), std::move(ksyms),
+                            std::move(vsyms));
   return linux_amd64_elf::adopt(std::move(b), std::move(syms), kinfo);
 }
 
