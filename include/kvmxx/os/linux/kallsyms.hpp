@@ -225,13 +225,13 @@ class kallsyms_decoder {
   }
 
   result<std::vector<std::uint64_t>> read_values(std::uint32_t n, kallsyms_table& t) const {
-    std::vector<std::uint64_t> values(n);
     if (where_.offsets && where_.relative_base) {
+      std::vector<std::byte> raw(std::size_t{n} * 4);
+      KVMXX_TRYV(read_table("kallsyms_offsets", *where_.offsets, raw));
       std::vector<std::byte> base(abi_.pointer_size);
       KVMXX_TRYV(read_table("kallsyms_relative_base", *where_.relative_base, base));
       t.relative_base_ = load(base.data(), abi_.pointer_size);
-      std::vector<std::byte> raw(std::size_t{n} * 4);
-      KVMXX_TRYV(read_table("kallsyms_offsets", *where_.offsets, raw));
+      std::vector<std::uint64_t> values(n);
       bool negative = false;
       for (std::uint32_t i = 0; i < n; ++i) negative |= (load(raw.data() + 4 * std::size_t{i}, 4) >> 31) != 0;
       t.absolute_percpu_ = negative;
@@ -248,11 +248,13 @@ class kallsyms_decoder {
           v = t.relative_base_ - 1 + (std::uint64_t{~raw_offset} + 1);
         values[i] = v & mask;
       }
-    } else {
-      std::vector<std::byte> raw(std::size_t{n} * abi_.pointer_size);
-      KVMXX_TRYV(read_table("kallsyms_addresses", *where_.addresses, raw));
-      for (std::uint32_t i = 0; i < n; ++i) values[i] = load(raw.data() + std::size_t{i} * abi_.pointer_size, abi_.pointer_size);
+      return values;
     }
+    std::vector<std::byte> raw(std::size_t{n} * abi_.pointer_size);
+    KVMXX_TRYV(read_table("kallsyms_addresses", *where_.addresses, raw));
+    std::vector<std::uint64_t> values(n);
+    for (std::uint32_t i = 0; i < n; ++i)
+      values[i] = load(raw.data() + std::size_t{i} * abi_.pointer_size, abi_.pointer_size);
     return values;
   }
 
@@ -279,15 +281,18 @@ class kallsyms_decoder {
       // last page where it can (the page after it may be missing from the dump).
       std::size_t len = chunk - static_cast<std::size_t>(va % chunk);
       len = std::min(len, limit_ - static_cast<std::size_t>(consumed_));
-      buffer_.resize(len);
-      auto r = d_.read_table("kallsyms_names", va, buffer_);
-      if (!r) {
-        // The last chunk may cross into an unreadable page the table does not reach:
-        // retry up to the page end before giving up.
-        const std::size_t to_page = 4096 - static_cast<std::size_t>(va % 4096);
-        if (to_page >= len) return r.error();
-        buffer_.resize(to_page);
-        KVMXX_TRYV(d_.read_table("kallsyms_names", va, buffer_));
+      // The table's size is not known, so a chunk may run past its end into memory that
+      // cannot be read: then retry up to the page's end, then a single byte (only the
+      // table's own bytes must be readable).
+      const std::size_t to_page = 4096 - static_cast<std::size_t>(va % 4096);
+      std::size_t tried = 0;
+      for (const std::size_t n : {len, std::min(len, to_page), std::size_t{1}}) {
+        if (n == tried) continue;  // the same read as the try before
+        tried = n;
+        buffer_.resize(n);
+        auto r = d_.read_table("kallsyms_names", va, buffer_);
+        if (r) break;
+        if (n == 1) return r.error();
       }
       consumed_ += buffer_.size();
       pos_ = 0;
