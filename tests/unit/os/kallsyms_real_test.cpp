@@ -6,7 +6,8 @@
 // package's System.map (linux-image-<version>-dbg puts the real one in /usr/lib/debug/boot;
 // /boot's copy in Debian is a one-line placeholder), parsed here by a few lines of code.
 // Without the dumps every test skips and says why; the System.map test also skips, saying
-// where it looked, when no real System.map of the dumps' kernel is on the machine.
+// where it looked, when no real System.map of the dumps' kernel is on the machine
+// (tests/real/fetch-system-map.sh fetches one; tests/run-all.sh sets KVMXX_SYSTEM_MAP).
 #include <catch2/catch.hpp>
 #include <kvmxx/core/open.hpp>
 #include <kvmxx/resolver/kallsyms.hpp>
