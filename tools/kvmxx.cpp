@@ -207,7 +207,9 @@ std::string resolve(const Km& km, const dump_options& d, const location& loc, bo
     return {};
   }
   if (physical) return fmt::format("{}: --physical takes a physical address, not a symbol", loc.symbol);
-  if (!d.have_kernel()) return fmt::format("{}: looking up a symbol needs the kernel file (-N KERNEL)", loc.symbol);
+  // A Linux dump has symbols of its own (its kallsyms tables, VMCOREINFO); FreeBSD's need -N.
+  if constexpr (!requires { km.source().vmcoreinfo(); })
+    if (!d.have_kernel()) return fmt::format("{}: looking up a symbol needs the kernel file (-N KERNEL)", loc.symbol);
   auto a = km.address_of(loc.symbol);
   if (!a) return kvmxx::describe(a.error());
   const std::uint64_t base = kvmxx::to_integer(a.value());

@@ -1162,3 +1162,20 @@ TEST_CASE("info says where a Linux dump's symbols come from", "[tool][linux][rea
   CHECK(none.out.find("symbol source 2:  kallsyms tables in the dump: unavailable: kallsyms: the dump has no VMCOREINFO") !=
         std::string::npos);
 }
+
+TEST_CASE("read of a kernel symbol needs no -N for a Linux dump with kallsyms tables", "[tool][linux][real][kallsyms]") {
+  const auto d = real_dumps();
+  if (d.empty()) KVMXX_TEST_SKIP("KVMXX_LINUX_DUMPS does not hold the real Linux dumps");
+  const std::string banner = fact(d + "/kaslr/facts.txt", "banner");
+  REQUIRE_FALSE(banner.empty());
+  const auto r = run_tool({"read", "--hex", "-M", d + "/kaslr/elf", "linux_banner", std::to_string(banner.size())});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  std::string hex;
+  for (unsigned char c : banner) hex += "0123456789abcdef"[c >> 4], hex += "0123456789abcdef"[c & 15];
+  CHECK(r.out == hex + "\n");
+  // Without VMCOREINFO there are no symbols: the error says why.
+  const auto none = run_tool({"read", "-M", d + "/novmcoreinfo/elf", "linux_banner", "16"});
+  CHECK(none.exit_code == 1);
+  CHECK(none.err.find("no VMCOREINFO") != std::string::npos);
+}

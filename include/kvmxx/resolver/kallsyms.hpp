@@ -68,7 +68,8 @@ class kallsyms {
                                           linux_::kallsyms_abi abi = {}, linux_::kallsyms_limits limits = {}) {
     auto where = linux_::kallsyms_location::from_vmcoreinfo(info);
     if (!where) return unavailable(describe(where.error()), where.error());
-    auto table = linux_::decode_kallsyms(where.value(), linux_::kernel_reader<Arch, Backend>(arch, backend), abi, limits);
+    auto table =
+        linux_::decode_kallsyms(where.value(), linux_::kernel_reader<Arch, Backend>(arch, backend), abi, limits);
     if (!table) return unavailable(describe(table.error()), table.error());
     return kallsyms(std::move(table).value());
   }

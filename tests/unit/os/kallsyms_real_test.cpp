@@ -115,7 +115,8 @@ std::string find_system_map(const std::string& dumps, std::string& why) {
   candidates.push_back("/boot/System.map-" + versions.front());
   for (const auto& c : candidates)
     if (read_symbol_lines(c).size() > 1000) return c;  // Debian's /boot copy is a 1-line placeholder
-  why = "no real System.map of kernel " + versions.front() + " (looked at $KVMXX_SYSTEM_MAP, " + candidates[candidates.size() - 2] +
+  why = "no real System.map of kernel " + versions.front() + " (looked at $KVMXX_SYSTEM_MAP, " +
+        candidates[candidates.size() - 2] +
         " from linux-image-" + versions.front() + "-dbg, and " + candidates.back() + ", Debian's placeholder)";
   return {};
 }

@@ -37,7 +37,8 @@ using Catch::Matchers::Contains;
 struct image_reader {
   const kallsyms_image* img;
   kvmxx::result<void> operator()(std::uint64_t va, std::span<std::byte> out) const {
-    if (va < img->base_va || va - img->base_va > img->bytes.size() || out.size() > img->bytes.size() - (va - img->base_va))
+    if (va < img->base_va || va - img->base_va > img->bytes.size() ||
+        out.size() > img->bytes.size() - (va - img->base_va))
       return kvmxx::detail::fail(errc::unmapped_address, "test image: %#llx + %zu is outside",
                                  static_cast<unsigned long long>(va), out.size());
     std::copy_n(img->bytes.begin() + static_cast<std::ptrdiff_t>(va - img->base_va), out.size(), out.begin());
@@ -49,7 +50,8 @@ struct image_reader {
 // readable memory ends) and returns their address.
 std::uint64_t append_names_copy(kallsyms_image& img, std::size_t n) {
   const auto from = static_cast<std::ptrdiff_t>(img.at(img.names));
-  const std::vector<std::byte> copy(img.bytes.begin() + from, img.bytes.begin() + from + static_cast<std::ptrdiff_t>(n));
+  const auto first = img.bytes.begin() + from;
+  const std::vector<std::byte> copy(first, first + static_cast<std::ptrdiff_t>(n));
   const std::uint64_t va = img.base_va + img.bytes.size();
   img.bytes.insert(img.bytes.end(), copy.begin(), copy.end());
   return va;
@@ -61,7 +63,8 @@ kallsyms_location where(const kallsyms_image& img) {
   return l.value();
 }
 
-kvmxx::result<kvmxx::linux_::kallsyms_table> decode(const kallsyms_image& img, kvmxx::linux_::kallsyms_limits lim = {}) {
+kvmxx::result<kvmxx::linux_::kallsyms_table> decode(const kallsyms_image& img,
+                                                    kvmxx::linux_::kallsyms_limits lim = {}) {
   return decode_kallsyms(where(img), image_reader{&img}, {}, lim);
 }
 

@@ -171,7 +171,7 @@ class kallsyms_decoder {
     return v;
   }
 
-  result<void> read_table(const char* table, std::uint64_t va, std::span<std::byte> out) const {
+  [[nodiscard]] result<void> read_table(const char* table, std::uint64_t va, std::span<std::byte> out) const {
     if (out.empty()) return success();
     if (va + (out.size() - 1) < va)
       return detail::fail(errc::corrupt, "kallsyms: %s at %#llx + %zu bytes wraps past the end of the address space",
@@ -184,7 +184,7 @@ class kallsyms_decoder {
   }
 
   // The 256 tokens, as views into token_bytes_.
-  result<void> read_tokens() {
+  [[nodiscard]] result<void> read_tokens() {
     std::array<std::byte, 512> index{};
     KVMXX_TRYV(read_table("kallsyms_token_index", where_.token_index, index));
     std::array<std::uint16_t, 256> start{};
@@ -217,14 +217,15 @@ class kallsyms_decoder {
       const auto* nul = std::find(begin, end, '\0');
       // A token before the last one runs into the next tokens at worst, never off the buffer.
       if (nul == end)
-        return detail::fail(errc::corrupt, "kallsyms: token %zu (offset %u of kallsyms_token_table at %#llx) has no NUL",
+        return detail::fail(errc::corrupt,
+                            "kallsyms: token %zu (offset %u of kallsyms_token_table at %#llx) has no NUL",
                             k, unsigned{start[k]}, ull(where_.token_table));
       tokens_[k] = std::string_view(begin, static_cast<std::size_t>(nul - begin));
     }
     return success();
   }
 
-  result<std::vector<std::uint64_t>> read_values(std::uint32_t n, kallsyms_table& t) const {
+  [[nodiscard]] result<std::vector<std::uint64_t>> read_values(std::uint32_t n, kallsyms_table& t) const {
     if (where_.offsets && where_.relative_base) {
       std::vector<std::byte> raw(std::size_t{n} * 4);
       KVMXX_TRYV(read_table("kallsyms_offsets", *where_.offsets, raw));
@@ -262,7 +263,7 @@ class kallsyms_decoder {
   class names_stream {
    public:
     names_stream(const kallsyms_decoder& d, std::size_t limit) : d_(d), limit_(limit) {}
-    result<std::uint8_t> next() {
+    [[nodiscard]] result<std::uint8_t> next() {
       if (pos_ == buffer_.size()) {
         KVMXX_TRYV(refill());
       }
@@ -271,7 +272,7 @@ class kallsyms_decoder {
     [[nodiscard]] std::uint64_t offset() const noexcept { return consumed_ - (buffer_.size() - pos_); }
 
    private:
-    result<void> refill() {
+    [[nodiscard]] result<void> refill() {
       static constexpr std::size_t chunk = 64 * 1024;
       if (consumed_ >= limit_)
         return detail::fail(errc::corrupt, "kallsyms: kallsyms_names at %#llx is longer than the limit of %zu bytes",
@@ -305,7 +306,8 @@ class kallsyms_decoder {
     std::uint64_t consumed_ = 0;
   };
 
-  result<void> read_names(std::uint32_t n, const std::vector<std::uint64_t>& values, kallsyms_table& t) const {
+  [[nodiscard]] result<void> read_names(std::uint32_t n, const std::vector<std::uint64_t>& values,
+                                        kallsyms_table& t) const {
     names_stream s(*this, limits_.max_names_bytes);
     t.entries_.reserve(std::min<std::size_t>(n, 1u << 18));
     std::string name;
@@ -322,7 +324,8 @@ class kallsyms_decoder {
                             ull(at));
       if (len > limits_.max_name_length)
         return detail::fail(errc::corrupt,
-                            "kallsyms: symbol %u (kallsyms_names + %#llx) has %zu name bytes, more than the limit of %zu",
+                            "kallsyms: symbol %u (kallsyms_names + %#llx) has %zu name bytes, more than the "
+                            "limit of %zu",
                             i, ull(at), len, limits_.max_name_length);
       name.clear();
       for (std::size_t k = 0; k < len; ++k) {
