@@ -65,6 +65,15 @@ else
   record fail "real-dumps: tests/real/make-linux-dumps.sh failed (the real-dump tests will skip)" real
   unset KVMXX_LINUX_DUMPS
 fi
+# The real System.map of the dumps' kernel (from its -dbg package; about a minute the first
+# time), for the kallsyms test that resolves every System.map symbol from a dump alone.
+if [ -n "${KVMXX_LINUX_DUMPS:-}" ] && [ -z "${KVMXX_SYSTEM_MAP:-}" ]; then
+  if map=$(tests/real/fetch-system-map.sh "$KVMXX_LINUX_DUMPS" 2>"$results/system-map.log"); then
+    export KVMXX_SYSTEM_MAP=$map
+  else
+    tail -5 "$results/system-map.log"
+  fi
+fi
 
 for cfg in gcc; do
   cxx=g++

@@ -40,6 +40,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -206,7 +207,9 @@ std::string resolve(const Km& km, const dump_options& d, const location& loc, bo
     return {};
   }
   if (physical) return fmt::format("{}: --physical takes a physical address, not a symbol", loc.symbol);
-  if (!d.have_kernel()) return fmt::format("{}: looking up a symbol needs the kernel file (-N KERNEL)", loc.symbol);
+  // A Linux dump has symbols of its own (its kallsyms tables, VMCOREINFO); FreeBSD's need -N.
+  if constexpr (!requires { km.source().vmcoreinfo(); })
+    if (!d.have_kernel()) return fmt::format("{}: looking up a symbol needs the kernel file (-N KERNEL)", loc.symbol);
   auto a = km.address_of(loc.symbol);
   if (!a) return kvmxx::describe(a.error());
   const std::uint64_t base = kvmxx::to_integer(a.value());
@@ -229,6 +232,24 @@ std::string wrap_message(std::uint64_t address, std::uint64_t length) {
 // ---- info ----------------------------------------------------------------------------
 
 std::string mib(std::uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
+
+// Where a Linux dump's symbols come from, in the order the chain tries them.
+void linux_symbol_rows(const kvmxx::linux_kernel_symbols& r, std::vector<std::pair<std::string, std::string>>& rows) {
+  const auto& elf = r.get<0>();
+  const auto& text = r.get<1>();
+  if (elf.inner().size() > 0)
+    rows.emplace_back("symbol source 1", fmt::format("kernel file .symtab, {} symbols, moved by {:#x}", elf.inner().size(),
+                                               elf.displacement()));
+  else if (text.inner().size() > 0)
+    rows.emplace_back("symbol source 1", fmt::format("kernel file {}, {} symbols, moved by {:#x}", text.inner().path(),
+                                               text.inner().size(), text.displacement()));
+  else
+    rows.emplace_back("symbol source 1", "no kernel file (-N)");
+  const auto& ks = r.get<2>();
+  rows.emplace_back("symbol source 2", ks.loaded() ? fmt::format("kallsyms tables in the dump, {} symbols", ks.size())
+                                             : "kallsyms tables in the dump: unavailable: " + ks.why_empty());
+  rows.emplace_back("symbol source 3", fmt::format("VMCOREINFO, {} SYMBOL() lines", r.get<3>().size()));
+}
 
 template <class Km>
 int print_info(const Km& km) {
@@ -278,11 +299,16 @@ int print_info(const Km& km) {
     }
     rows.emplace_back("PT_LOAD segments", fmt::format("{}", src.segments().size()));
   }
+  if constexpr (std::is_same_v<std::remove_cvref_t<decltype(km.resolver())>, kvmxx::linux_kernel_symbols>)
+    linux_symbol_rows(km.resolver(), rows);
   if (const auto& k = km.kernel_file()) {
     rows.emplace_back("kernel file", fmt::format("ELF{}, {}-endian, {}", unsigned{k->elf_class},
                                                  k->byte_order == std::endian::big ? "big" : "little",
                                                  kvmxx::name_of(k->arch)));
-    if constexpr (requires { km.resolver().size(); }) rows.emplace_back("symbols", fmt::format("{}", km.resolver().size()));
+    // (a Linux chain's size() counts its sources: the rows above describe them)
+    if constexpr (requires { km.resolver().size(); } &&
+                  !std::is_same_v<std::remove_cvref_t<decltype(km.resolver())>, kvmxx::linux_kernel_symbols>)
+      rows.emplace_back("symbols", fmt::format("{}", km.resolver().size()));
   }
 
   std::size_t width = 0;

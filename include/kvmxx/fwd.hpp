@@ -31,6 +31,7 @@ template <class F>
 class callback;
 class symbol_file;
 class vmcoreinfo_symbols;
+class kallsyms;
 template <class R>
 class displaced;
 template <class... R>

@@ -24,6 +24,7 @@
 #include <kvmxx/resolver/callback.hpp>
 #include <kvmxx/resolver/symbol_file.hpp>
 #include <kvmxx/resolver/vmcoreinfo_symbols.hpp>
+#include <kvmxx/resolver/kallsyms.hpp>
 #include <kvmxx/resolver/displaced.hpp>
 #include <kvmxx/resolver/chain.hpp>
 #include <kvmxx/os/freebsd/msgbuf.hpp>
@@ -31,3 +32,4 @@
 #include <kvmxx/os/linux/kaslr.hpp>
 #include <kvmxx/os/linux/devmem.hpp>
 #include <kvmxx/os/linux/printk.hpp>
+#include <kvmxx/os/linux/kallsyms.hpp>

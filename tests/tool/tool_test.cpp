@@ -1159,3 +1159,70 @@ TEST_CASE("info, read, nlist and dmesg on a file in /proc/kcore's format", "[too
   CHECK(dm.exit_code == 1);
   CHECK_FALSE(dm.err.empty());
 }
+
+TEST_CASE("nlist with the dump alone resolves any kernel symbol through the dump's kallsyms tables",
+          "[tool][linux][real][kallsyms]") {
+  const auto d = real_dumps();
+  if (d.empty()) KVMXX_TEST_SKIP("KVMXX_LINUX_DUMPS does not hold the real Linux dumps");
+  for (const std::string boot : {"kaslr", "nokaslr", "la57"}) {
+    // Every line the guest printed from /proc/kallsyms; none of init_task, linux_banner,
+    // jiffies_64, … is a VMCOREINFO SYMBOL() line, so only kallsyms can answer them.
+    std::ifstream in(d + "/" + boot + "/kallsyms.txt");
+    std::vector<std::string> args{"nlist", "-M", d + "/" + boot + "/elf"};
+    std::string expected, a, t, n;
+    while (in >> a >> t >> n) {
+      args.push_back(n);
+      expected += n + " 0x" + a + "\n";
+    }
+    REQUIRE(args.size() > 10);
+    const auto r = run_tool(args);
+    INFO(boot << ": " << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == expected);
+  }
+  const auto missing = run_tool({"nlist", "-M", d + "/kaslr/elf", "init_task", "no_such_symbol_anywhere"});
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.out == "init_task 0x" + kallsyms_addr(d + "/kaslr/kallsyms.txt", "init_task") + "\n");
+  CHECK(missing.err.find("no_such_symbol_anywhere: symbol not found") != std::string::npos);
+}
+
+TEST_CASE("info says where a Linux dump's symbols come from", "[tool][linux][real][kallsyms]") {
+  const auto d = real_dumps();
+  if (d.empty()) KVMXX_TEST_SKIP("KVMXX_LINUX_DUMPS does not hold the real Linux dumps");
+  const auto r = run_tool({"info", "-M", d + "/kaslr/elf"});
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("symbol source 1:  no kernel file (-N)") != std::string::npos);
+  CHECK(r.out.find("symbol source 2:  kallsyms tables in the dump, ") != std::string::npos);
+  CHECK(r.out.find("symbol source 3:  VMCOREINFO, ") != std::string::npos);
+  const auto with_file = run_tool({"info", "-N", d + "/nokaslr/kallsyms.txt", "-M", d + "/kaslr/elf"});
+  REQUIRE(with_file.exit_code == 0);
+  CHECK(with_file.out.find("symbol source 1:  kernel file " + d + "/nokaslr/kallsyms.txt, ") != std::string::npos);
+  // moved by the KERNELOFFSET the guest read from its own VMCOREINFO
+  std::ifstream facts(d + "/kaslr/facts.txt");
+  std::string line, offset;
+  while (std::getline(facts, line))
+    if (line.rfind("vmcoreinfo_line KERNELOFFSET=", 0) == 0) offset = line.substr(29);
+  REQUIRE_FALSE(offset.empty());
+  CHECK(with_file.out.find(", moved by 0x" + offset + "\n") != std::string::npos);
+  const auto none = run_tool({"info", "-M", d + "/novmcoreinfo/elf"});
+  REQUIRE(none.exit_code == 0);
+  CHECK(none.out.find("symbol source 2:  kallsyms tables in the dump: unavailable: kallsyms: the dump has no VMCOREINFO") !=
+        std::string::npos);
+}
+
+TEST_CASE("read of a kernel symbol needs no -N for a Linux dump with kallsyms tables", "[tool][linux][real][kallsyms]") {
+  const auto d = real_dumps();
+  if (d.empty()) KVMXX_TEST_SKIP("KVMXX_LINUX_DUMPS does not hold the real Linux dumps");
+  const std::string banner = fact(d + "/kaslr/facts.txt", "banner");
+  REQUIRE_FALSE(banner.empty());
+  const auto r = run_tool({"read", "--hex", "-M", d + "/kaslr/elf", "linux_banner", std::to_string(banner.size())});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  std::string hex;
+  for (unsigned char c : banner) hex += "0123456789abcdef"[c >> 4], hex += "0123456789abcdef"[c & 15];
+  CHECK(r.out == hex + "\n");
+  // Without VMCOREINFO there are no symbols: the error says why.
+  const auto none = run_tool({"read", "-M", d + "/novmcoreinfo/elf", "linux_banner", "16"});
+  CHECK(none.exit_code == 1);
+  CHECK(none.err.find("no VMCOREINFO") != std::string::npos);
+}

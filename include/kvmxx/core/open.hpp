@@ -19,6 +19,7 @@
 #include <kvmxx/resolver/chain.hpp>
 #include <kvmxx/resolver/displaced.hpp>
 #include <kvmxx/resolver/elf_symtab.hpp>
+#include <kvmxx/resolver/kallsyms.hpp>
 #include <kvmxx/resolver/symbol_file.hpp>
 #include <kvmxx/resolver/vmcoreinfo_symbols.hpp>
 
@@ -113,10 +114,13 @@ inline constexpr std::size_t probe_size = 4096;
 }
 
 /// The symbols of a Linux kernel: the kernel file given with -N (vmlinux's .symtab, or a
-/// System.map / kallsyms text file), moved by the KASLR offset, then the dump's own
-/// VMCOREINFO SYMBOL() lines. Unused sources are empty and answer no_symbol_table.
-using linux_kernel_symbols = resolver::chain<resolver::displaced<resolver::elf_symtab>,
-                                             resolver::displaced<resolver::symbol_file>, resolver::vmcoreinfo_symbols>;
+/// System.map / kallsyms text file), moved by the KASLR offset, then the kallsyms tables
+/// in the dump's memory (Linux 6.0+ VMCOREINFO points to them; their addresses are
+/// runtime ones already), then the dump's own VMCOREINFO SYMBOL() lines. Unused sources
+/// are empty and answer no_symbol_table; get<2>().why_empty() says why kallsyms is.
+using linux_kernel_symbols =
+    resolver::chain<resolver::displaced<resolver::elf_symtab>, resolver::displaced<resolver::symbol_file>,
+                    resolver::kallsyms, resolver::vmcoreinfo_symbols>;
 /// A Linux x86_64 ELF core (vmcore, QEMU dump, makedumpfile ELF output).
 using linux_amd64_elf = kernel_memory<backend::elf_core, arch::amd64, linux_kernel_symbols>;
 
@@ -159,8 +163,11 @@ using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf, li
   }
   const auto offset = linux_::kaslr_offset(arch::amd64{}, b, b.vmcoreinfo(), link_text).value_or(0);
   resolver::vmcoreinfo_symbols vsyms(b.vmcoreinfo());
+  // Never fails the open: a dump without usable tables leaves this source empty, saying why.
+  auto ksyms = resolver::kallsyms::from_dump(arch::amd64{}, b, b.vmcoreinfo());
   linux_kernel_symbols syms(resolver::displaced<resolver::elf_symtab>(std::move(elf), offset),
-                            resolver::displaced<resolver::symbol_file>(std::move(text), offset), std::move(vsyms));
+                            resolver::displaced<resolver::symbol_file>(std::move(text), offset), std::move(ksyms),
+                            std::move(vsyms));
   return linux_amd64_elf::adopt(std::move(b), std::move(syms), kinfo);
 }
 
@@ -199,10 +206,11 @@ struct linux_kernel_file {
 }
 /// The Linux symbol chain: the kernel file moved by `offset`, then VMCOREINFO's SYMBOL()s.
 [[nodiscard]] inline linux_kernel_symbols make_linux_symbols(linux_kernel_file&& k, std::int64_t offset,
-                                                             const linux_::vmcoreinfo& vi) {
+                                                             const linux_::vmcoreinfo& vi,
+                                                             resolver::kallsyms&& ksyms = {}) {
   return linux_kernel_symbols(resolver::displaced<resolver::elf_symtab>(std::move(k.elf), offset),
                               resolver::displaced<resolver::symbol_file>(std::move(k.text), offset),
-                              resolver::vmcoreinfo_symbols(vi));
+                              std::move(ksyms), resolver::vmcoreinfo_symbols(vi));
 }
 }  // namespace detail
 
@@ -222,7 +230,9 @@ struct linux_kernel_file {
   std::int64_t offset = b.kerndisp();
   if (k.link_text && b.text_start()) offset = static_cast<std::int64_t>(*b.text_start() - *k.link_text);
   auto info = k.info;
-  auto syms = detail::make_linux_symbols(std::move(k), offset, b.vmcoreinfo());
+  // The kernel's own kallsyms tables, read through kcore (never fails the open).
+  auto ksyms = resolver::kallsyms::from_dump(arch::amd64{}, b, b.vmcoreinfo());
+  auto syms = detail::make_linux_symbols(std::move(k), offset, b.vmcoreinfo(), std::move(ksyms));
   return linux_live_kcore::adopt(std::move(b), std::move(syms), info);
 }
 
