@@ -20,7 +20,7 @@ HERE=$(cd "$HERE" && pwd)
 PY=/usr/bin/python3
 ALL_BOOTS=(pae nopae pae-novmcoreinfo nopae-novmcoreinfo)
 
-OUTDIR= ONLY= FORCE=0 BOOT_TIMEOUT=240
+OUTDIR='' ONLY='' FORCE=0 BOOT_TIMEOUT=240
 while (($#)); do
     case $1 in
     --only) ONLY=${2:?--only needs a list}; shift 2 ;;
@@ -118,7 +118,7 @@ fetch() {
     rm -f "$deb"
     # Only the kernel image, its config and System.map placeholder, and qemu_fw_cfg.ko are used.
     [[ ! -d $dir/lib/modules ]] || find "$dir/lib/modules" -type f ! -name 'qemu_fw_cfg.ko*' -delete
-    rm -rf "$dir/usr"
+    rm -rf "${dir:?}/usr"
     touch "$dir/.unpacked-$ver"
 }
 
