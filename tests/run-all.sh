@@ -10,6 +10,7 @@
 # 2 minutes and 1.7 GB the first time, a cache hit afterwards); after the gcc build its
 # 'live' boot runs the static build-gcc/tests/kvmxx-live-test in the guest. The real-dump tests and the
 # libkdumpfile differential test read them; without them those tests count as skipped.
+# tests/real/make-linux-dumps-i386.sh does the same for i386 (KVMXX_LINUX_DUMPS_I386).
 # Build trees are kept (build-gcc, build-asan, build-fuzz) so a second run only
 # rebuilds what changed. The last line is "N passed, N failed[, N skipped]", counted from
 # the test reports (tests/summarize.py); the exit status is non-zero when anything failed.
@@ -73,6 +74,19 @@ if [ -n "${KVMXX_LINUX_DUMPS:-}" ] && [ -z "${KVMXX_SYSTEM_MAP:-}" ]; then
   else
     tail -5 "$results/system-map.log"
   fi
+fi
+
+# The i386 dumps (tests/real/make-linux-dumps-i386.sh, tests/real/README-i386.md): Debian's
+# 686 and 686-pae kernels under qemu-system-i386; about 4 minutes and 1.7 GB the first
+# time, a cache hit afterwards. Without them the i386 real-dump tests count as skipped.
+export KVMXX_LINUX_DUMPS_I386=${KVMXX_LINUX_DUMPS_I386:-/var/tmp/kvmxx-linux-dumps-i386}
+echo "=== real i386 Linux dumps in $KVMXX_LINUX_DUMPS_I386"
+if tests/real/make-linux-dumps-i386.sh "$KVMXX_LINUX_DUMPS_I386" >"$results/real-dumps-i386.log" 2>&1; then
+  record pass "real-dumps-i386: QEMU dumps of Debian's 686 and 686-pae kernels ($(tail -1 "$results/real-dumps-i386.log" | cut -c1-80))" real
+else
+  tail -40 "$results/real-dumps-i386.log"
+  record fail "real-dumps-i386: tests/real/make-linux-dumps-i386.sh failed (the i386 real-dump tests will skip)" real
+  unset KVMXX_LINUX_DUMPS_I386
 fi
 
 for cfg in gcc; do

@@ -284,14 +284,18 @@ int print_info(const Km& km) {
     rows.emplace_back("VMCOREINFO", vi.empty() ? "absent (no -device vmcoreinfo / kdump note)" : "present");
     if (auto rel = vi.osrelease()) rows.emplace_back("OS release", std::string(*rel));
     rows.emplace_back("KERNELOFFSET", vi.kernel_offset() ? fmt::format("{:#x}", *vi.kernel_offset())
-                                                         : std::string("unknown (no VMCOREINFO)"));
+                                                         : std::string(vi.empty() ? "unknown (no VMCOREINFO)"
+                                                                                  : "not in VMCOREINFO"));
     if constexpr (requires { src.vmcoreinfo_source(); }) {  // kcore: the kernel reads virtual addresses
       if (!vi.empty())
         rows.emplace_back("VMCOREINFO from", src.vmcoreinfo_source() == "note" ? "kcore's note" : src.vmcoreinfo_source());
     } else {
       if (auto root = src.page_table_root())
-        rows.emplace_back("page-table root", fmt::format("{:#x} ({}-level paging{})", kvmxx::to_integer(*root),
+        rows.emplace_back("page-table root", fmt::format("{:#x} ({}-level paging{}{})", kvmxx::to_integer(*root),
                                                          src.paging_levels(),
+                                                         src.machine() == kvmxx::machine::i386
+                                                             ? (src.paging_levels() == 3 ? ", PAE" : ", 32-bit")
+                                                             : "",
                                                          vi.empty() ? ", from CR3 in the QEMU note" : ""));
       else
         rows.emplace_back("page-table root", "unknown: kernel virtual addresses cannot be translated");

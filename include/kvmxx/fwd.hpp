@@ -23,6 +23,7 @@ class null;
 }  // namespace backend
 namespace arch {
 struct amd64;
+struct i386;
 }
 namespace resolver {
 struct none;

@@ -168,3 +168,96 @@ TEST_CASE("random reads agree with libkdumpfile on real QEMU and makedumpfile EL
     CHECK(phys.only_peer == 0);
   }
 }
+
+// i386 (tests/real/make-linux-dumps-i386.sh, $KVMXX_LINUX_DUMPS_I386): Debian's 686-pae
+// (PAE) and 686 (2-level) kernels; libkdumpfile's ia32 translation reads the same
+// QEMU dumps. The boots without VMCOREINFO are left out: libkdumpfile needs it to set up
+// Linux translation. libkdumpfile reads each boot's paging=true file: on QEMU 7.2's
+// paging=false i386 file (p_vaddr 0) it maps virtual addresses 1:1 onto physical ones
+// instead of walking the page tables (observed: no kernel-half read succeeds, low ones
+// read physical memory). All dumps of a boot hold the same memory image (taken while the
+// guest was stopped), so kvmxx on either file must read what libkdumpfile reads there.
+// Physical reads compare the same file (a paging=true file lacks the pages no mapping
+// reaches).
+TEST_CASE("random reads agree with libkdumpfile on real i386 QEMU dumps (PAE and 2-level)",
+          "[peer][kdumpfile][real][i386]") {
+  const char* env = std::getenv("KVMXX_LINUX_DUMPS_I386");
+  const std::string dir = env ? env : "";
+  if (dir.empty() || ::access((dir + "/manifest.txt").c_str(), R_OK) != 0)
+    KVMXX_TEST_SKIP("KVMXX_LINUX_DUMPS_I386 is not set to the output of tests/real/make-linux-dumps-i386.sh");
+  const char* files[] = {"pae/elf", "pae/elf-paging", "nopae/elf", "nopae/elf-paging"};
+  int files_compared = 0;
+  for (const char* rel : files) {
+    const std::string path = dir + "/" + rel;
+    if (::access(path.c_str(), R_OK) != 0) continue;
+    const std::string boot = std::string(rel).substr(0, std::string(rel).find('/'));
+    const auto facts = read_facts(dir + "/" + boot + "/facts.txt");
+    const std::uint64_t text = kallsyms(facts, "_stext"), etext = kallsyms(facts, "_etext");
+    const std::uint64_t pob = std::stoull(facts.find("page_offset_base")->second, nullptr, 16);
+    REQUIRE(text != 0);
+    REQUIRE(etext > text);
+    const std::string peer_path = dir + "/" + boot + "/elf-paging";
+    INFO(path << " (libkdumpfile: " << peer_path << ")");
+    peer p(peer_path), same(path);
+    REQUIRE(p.ctx != nullptr);
+    REQUIRE(same.ctx != nullptr);
+    auto h = kvmxx::open_dump_handle(nullptr, path.c_str());
+    INFO((h.has_value() ? std::string() : kvmxx::describe(h.error())));
+    REQUIRE(h.has_value());
+    auto& km = std::get<kvmxx::linux_i386_elf>(h.value());
+    ++files_compared;
+
+    std::mt19937_64 rng(0x69333836 ^ std::hash<std::string>{}(rel));
+    tally virt, phys;
+    int mismatched_bytes = 0;
+    for (int i = 0; i < 4000; ++i) {
+      const int kind = i % 4;
+      std::uint64_t va;
+      if (kind == 0) va = text + rng() % (etext - text);          // kernel text
+      else if (kind == 1) va = pob + rng() % (256ull << 20);      // direct map of the 256 MiB guest
+      else if (kind == 2) va = pob + rng() % (1ull << 30);        // the kernel's whole gigabyte
+      else va = rng() % (1ull << 32);                             // anywhere
+      std::vector<std::byte> a(1 + rng() % 64), b(a.size());
+      const auto r = km.read(kvmxx::kvaddr{va}, a);
+      const bool ok_k = r.has_value() && r.value() == a.size();
+      const bool ok_p = p.read(KDUMP_KVADDR, va, b);
+      if (ok_k && ok_p) {
+        ++virt.both_ok;
+        if (a != b) ++mismatched_bytes;
+      } else if (!ok_k && !ok_p) {
+        ++virt.both_fail;
+      } else if (ok_k) {
+        ++virt.only_kvmxx;
+      } else {
+        ++virt.only_peer;
+      }
+      const std::uint64_t pa = rng() % (i % 2 ? (256ull << 20) : (1ull << 33));
+      std::vector<std::byte> c(1 + rng() % 64), d(c.size());
+      const auto rp = km.read_physical(kvmxx::physaddr{pa}, c);
+      const bool pk = rp.has_value() && rp.value() == c.size();
+      const bool pp = same.read(KDUMP_KPHYSADDR, pa, d);
+      if (pk && pp) {
+        ++phys.both_ok;
+        if (c != d) ++mismatched_bytes;
+      } else if (!pk && !pp) {
+        ++phys.both_fail;
+      } else if (pk) {
+        ++phys.only_kvmxx;
+      } else {
+        ++phys.only_peer;
+      }
+    }
+    std::printf("%-22s virtual: %d equal, %d both failed, %d only kvmxx, %d only libkdumpfile; physical: %d equal, "
+                "%d both failed, %d only kvmxx, %d only libkdumpfile\n",
+                rel, virt.both_ok, virt.both_fail, virt.only_kvmxx, virt.only_peer, phys.both_ok, phys.both_fail,
+                phys.only_kvmxx, phys.only_peer);
+    CHECK(mismatched_bytes == 0);
+    CHECK(virt.both_ok > 1000);
+    CHECK(phys.both_ok > 1000);
+    CHECK(virt.only_kvmxx == 0);
+    CHECK(virt.only_peer == 0);
+    CHECK(phys.only_kvmxx == 0);
+    CHECK(phys.only_peer == 0);
+  }
+  CHECK(files_compared == 4);
+}

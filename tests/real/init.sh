@@ -52,24 +52,39 @@ awk -v want="$SYMS" -v p="$P" '
     NF == 3 && ($3 in w) { print p " kallsyms " $0 }
     END { print p " kallsyms_count " c }' /proc/kallsyms
 
+# Optional (make-linux-dumps-i386.sh): the whole /proc/kallsyms to a second serial port,
+# named by kvmxx_kallsyms_dev=ttyS1 on the kernel command line (the kernel passes unknown
+# NAME=VALUE parameters to /init as environment variables).
+if [ -n "${kvmxx_kallsyms_dev:-}" ] && [ -c "/dev/$kvmxx_kallsyms_dev" ]; then
+    { cat /proc/kallsyms; echo "KVMXX-KALLSYMS-END"; } > "/dev/$kvmxx_kallsyms_dev"
+    echo "$P kallsyms_full $kvmxx_kallsyms_dev"
+fi
+
 grep -E 'System RAM|Kernel (code|rodata|data|bss)' /proc/iomem | while read -r l; do
     echo "$P iomem $l"
 done
 
 # /proc/kcore: its program headers (hex) and the VMCOREINFO text in its notes.
 # They give the host the direct-map base and phys_base as the kernel sees them.
+# A 32-bit kernel (i386) writes an ELF32 /proc/kcore (e_ident[EI_CLASS] = 1):
+# other offsets and sizes; the host parser tells the classes apart the same way.
 if [ -r /proc/kcore ]; then
-    phoff=$(od -A n -t u8 -j 32 -N 8 /proc/kcore | tr -d ' ')
-    phnum=$(od -A n -t u2 -j 56 -N 2 /proc/kcore | tr -d ' ')
-    od -A n -v -t x1 -N $((phoff + 56 * phnum)) /proc/kcore | while read -r l; do
+    if [ "$(od -A n -t u1 -j 4 -N 1 /proc/kcore | tr -d ' ')" = 1 ]; then
+        w=4 phsz=32 phoff_at=28 phnum_at=44 off_at=4 fsz_at=16
+    else
+        w=8 phsz=56 phoff_at=32 phnum_at=56 off_at=8 fsz_at=32
+    fi
+    phoff=$(od -A n -t u$w -j $phoff_at -N $w /proc/kcore | tr -d ' ')
+    phnum=$(od -A n -t u2 -j $phnum_at -N 2 /proc/kcore | tr -d ' ')
+    od -A n -v -t x1 -N $((phoff + phsz * phnum)) /proc/kcore | while read -r l; do
         echo "$P kcore_hdr $l"
     done
     i=0
     while [ "$i" -lt "$phnum" ]; do
-        ph=$((phoff + 56 * i))
+        ph=$((phoff + phsz * i))
         if [ "$(od -A n -t u4 -j "$ph" -N 4 /proc/kcore | tr -d ' ')" = 4 ]; then
-            noff=$(od -A n -t u8 -j $((ph + 8)) -N 8 /proc/kcore | tr -d ' ')
-            nsz=$(od -A n -t u8 -j $((ph + 32)) -N 8 /proc/kcore | tr -d ' ')
+            noff=$(od -A n -t u$w -j $((ph + off_at)) -N $w /proc/kcore | tr -d ' ')
+            nsz=$(od -A n -t u$w -j $((ph + fsz_at)) -N $w /proc/kcore | tr -d ' ')
             dd if=/proc/kcore iflag=skip_bytes,count_bytes bs=4096 skip="$noff" count="$nsz" 2>/dev/null |
                 strings -n 3 | grep -E '^[A-Z][A-Z0-9_-]*(\([^)]*\))?=' | while read -r l; do
                     echo "$P vmcoreinfo_line $l"

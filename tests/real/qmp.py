@@ -215,7 +215,22 @@ def cmd_fix_elf(a):
 KCORE_TYPES = {1: "PT_LOAD", 4: "PT_NOTE"}
 
 
+EHDR32 = struct.Struct("<16sHHIIIIIHHHHHH")  # Elf32_Ehdr, 52 bytes
+PHDR32 = struct.Struct("<IIIIIIII")          # Elf32_Phdr, 32 bytes
+
+
 def parse_kcore_hdr(data):
+    if data[4] == 1:  # ELFCLASS32: a 32-bit (i386) kernel's /proc/kcore
+        eh = EHDR32.unpack_from(data, 0)
+        phoff, phnum = eh[5], eh[10]
+        out = []
+        for i in range(phnum):
+            (p_type, _off, vaddr, paddr, filesz, memsz, _flags,
+             _align) = PHDR32.unpack_from(data, phoff + i * PHDR32.size)
+            if paddr == 0xFFFFFFFF:
+                paddr = 0xFFFFFFFFFFFFFFFF  # "no physical address", as in ELF64 kcores
+            out.append((p_type, vaddr, paddr, filesz, memsz))
+        return out
     eh = EHDR.unpack_from(data, 0)
     phoff, phnum = eh[5], eh[10]
     out = []

@@ -34,6 +34,7 @@
 #include <random>
 #include <set>
 #include <span>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -1225,4 +1226,68 @@ TEST_CASE("read of a kernel symbol needs no -N for a Linux dump with kallsyms ta
   const auto none = run_tool({"read", "-M", d + "/novmcoreinfo/elf", "linux_banner", "16"});
   CHECK(none.exit_code == 1);
   CHECK(none.err.find("no VMCOREINFO") != std::string::npos);
+}
+
+// ---- i386 (tests/real/make-linux-dumps-i386.sh, $KVMXX_LINUX_DUMPS_I386) -------------------
+
+namespace {
+std::string real_dumps_i386() {
+  const char* d = std::getenv("KVMXX_LINUX_DUMPS_I386");
+  if (d == nullptr || !std::filesystem::exists(std::string(d) + "/manifest.txt")) return {};
+  return d;
+}
+// The address of a symbol printed by `kvmxx nlist` ("NAME 0xHEX"), or of a /proc/kallsyms line.
+std::optional<u64> nlist_addr(const std::string& out, const std::string& name) {
+  std::istringstream in(out);
+  std::string n, a;
+  while (in >> n >> a)
+    if (n == name) return std::stoull(a, nullptr, 16);
+  return std::nullopt;
+}
+}  // namespace
+
+TEST_CASE("info, nlist, read and dmesg work on i386 PAE and 2-level QEMU dumps", "[tool][linux][real][i386]") {
+  const auto d = real_dumps_i386();
+  if (d.empty()) KVMXX_TEST_SKIP("KVMXX_LINUX_DUMPS_I386 does not hold the real i386 Linux dumps");
+  for (const std::string boot : {"pae", "nopae"}) {
+    INFO(boot);
+    const std::string core = d + "/" + boot + "/elf", facts = d + "/" + boot + "/facts.txt";
+    const bool pae = fact(facts, "pae") == "1";
+    CHECK(pae == (boot == "pae"));
+    const auto info = run_tool({"info", "-M", core});
+    INFO(info.err);
+    REQUIRE(info.exit_code == 0);
+    CHECK(info.out.find("i386") != std::string::npos);
+    CHECK(info.out.find(pae ? "3-level paging, PAE" : "2-level paging, 32-bit") != std::string::npos);
+
+    // The nokaslr boot's /proc/kallsyms (link-time addresses) moved to this KASLR boot's.
+    const std::string link = d + "/" + boot + "-novmcoreinfo/kallsyms-full.txt";
+    const auto nl = run_tool({"nlist", "-N", link, "-M", core, "start_kernel", "_stext"});
+    INFO(nl.err);
+    REQUIRE(nl.exit_code == 0);
+    const std::string runtime = d + "/" + boot + "/kallsyms-full.txt";
+    for (const std::string sym : {"start_kernel", "_stext"}) {
+      const auto want = kallsyms_addr(runtime, sym);
+      REQUIRE_FALSE(want.empty());
+      CHECK(nlist_addr(nl.out, sym) == std::stoull(want, nullptr, 16));
+    }
+
+    // init_uts_ns (a VMCOREINFO symbol) + 65 is the nodename: the guest's hostname.
+    const std::string host = fact(facts, "hostname");
+    REQUIRE(host == "KVMXX-MARKER-HOSTNAME");
+    // (read wants -N for symbols; init_uts_ns is not in kallsyms and comes from VMCOREINFO.)
+    const auto rd = run_tool({"read", "--hex", "-N", link, "-M", core, "init_uts_ns+65", std::to_string(host.size())});
+    INFO(rd.err);
+    REQUIRE(rd.exit_code == 0);
+    std::string hex;
+    for (unsigned char c : host) hex += "0123456789abcdef"[c >> 4], hex += "0123456789abcdef"[c & 15];
+    CHECK(rd.out == hex + "\n");
+
+    // The first kernel log record is linux_banner = /proc/version.
+    const auto dm = run_tool({"dmesg", "-M", core});
+    INFO(dm.err);
+    REQUIRE(dm.exit_code == 0);
+    CHECK(dm.out.rfind("[    0.000000] " + fact(facts, "banner") + "\n", 0) == 0);
+    CHECK(dm.out.find("Kernel command line: " + fact(facts, "cmdline") + "\n") != std::string::npos);
+  }
 }

@@ -14,7 +14,9 @@
 //   e_phnum = PN_XNUM takes the count from section 0's sh_info (QEMU paging=true).
 // * The page-table root comes from VMCOREINFO (init_top_pgt converted with phys_base, no
 //   recursive translation), else from CR3 in QEMU's per-CPU note (PCID and PTI bits
-//   masked); the paging depth from NUMBER(pgtable_l5_enabled), else CR4.LA57.
+//   masked); the paging depth from NUMBER(pgtable_l5_enabled), else CR4.LA57. i386:
+//   swapper_pg_dir − PAGE_OFFSET, else CR3; PAE (3 levels) or not (2) from
+//   CONFIG_X86_PAE=y, else CR4.PAE (finish_i386).
 //
 // Not validated: that segments describe real memory, that notes other than the ones
 // parsed here are well formed beyond their headers.
@@ -49,8 +51,8 @@ struct elf_segment {
   std::uint64_t paddr = 0, vaddr = 0, offset = 0, filesz = 0, memsz = 0;
 };
 
-/// The registers of one CPU as the dump's notes give them (x86_64 layout; absent
-/// values are nullopt).
+/// The registers of one CPU as the dump's notes give them (x86_64 layout; i386 dumps
+/// fill gpr[0..16] in the i386 pr_reg order, see elf_core; absent values are nullopt).
 struct cpu_registers {
   std::uint32_t pid = 0;                       ///< NT_PRSTATUS pr_pid (QEMU: cpu index + 1)
   std::array<std::uint64_t, 27> gpr{};         ///< pr_reg: r15 r14 … gs (specs/linux-dumps.md §2.2)
@@ -295,6 +297,15 @@ class elf_core {
         for (std::size_t r = 0; r < 27; ++r) cpu.gpr[r] = detail::load<std::uint64_t, Fl::endian>(desc.data() + 112 + r * 8);
         cpu.has_gpr = true;
         cpus_.push_back(cpu);
+      } else if (name == "CORE" && type == elf::nt_prstatus && desc.size() == 144) {
+        // i386 elf_prstatus (144 bytes, in ELF32 and ELF64 containers alike): pr_pid at
+        // 24, then 17 u32 registers at 72 — ebx ecx edx esi edi ebp eax ds es fs gs
+        // orig_eax eip cs eflags esp ss — kept in gpr[0..16] in that order (§2.2).
+        cpu_registers cpu;
+        cpu.pid = detail::load<std::uint32_t, Fl::endian>(desc.data() + 24);
+        for (std::size_t r = 0; r < 17; ++r) cpu.gpr[r] = detail::load<std::uint32_t, Fl::endian>(desc.data() + 72 + r * 4);
+        cpu.has_gpr = true;
+        cpus_.push_back(cpu);
       } else if (name == "CORE" && (type == 6 /* NT_AUXV */ || type == 0x46494c45 /* NT_FILE */)) {
         process_notes_ = true;
       } else if (name == "QEMU" && type == 0 && desc.size() >= 432) {
@@ -345,6 +356,7 @@ class elf_core {
     }
     if (auto ps = vmcoreinfo_.page_size(); ps && (*ps & (*ps - 1)) == 0 && *ps >= 512) page_size_ = *ps;
     kerndisp_ = static_cast<std::int64_t>(vmcoreinfo_.kernel_offset().value_or(0));
+    if (machine_ == machine::i386) return finish_i386();
     if (machine_ != machine::amd64) return;
     if (auto sme = vmcoreinfo_.number("sme_mask")) sme_mask_ = static_cast<std::uint64_t>(*sme);
     // x86_64 root: init_top_pgt (alias swapper_pg_dir; init_level4_pgt before 4.13) is a
@@ -365,6 +377,29 @@ class elf_core {
       }
     if (auto l5 = vmcoreinfo_.number("pgtable_l5_enabled")) levels_ = *l5 ? 5 : 4;
     else if (cr4) levels_ = (*cr4 >> 12) & 1 ? 5 : 4;
+  }
+
+  // i386 (specs/linux-dumps.md §10.2, §12): swapper_pg_dir is in the direct map, so its
+  // PA is VA − PAGE_OFFSET (0xC0000000 with CONFIG_VMSPLIT_3G, Debian's setting; VMCOREINFO
+  // does not carry PAGE_OFFSET on i386); else CR3 from QEMU's note (PAE: bits 31:5). PAE
+  // (paging_levels() 3, else 2) from VMCOREINFO's CONFIG_X86_PAE=y, else CR4.PAE (bit 5).
+  void finish_i386() {
+    constexpr std::uint64_t page_offset = 0xc0000000;
+    std::optional<std::uint64_t> cr4, cr3;
+    for (const auto& cpu : cpus_)
+      if (cpu.cr) {
+        cr3 = (*cpu.cr)[3];
+        cr4 = (*cpu.cr)[4];
+        break;
+      }
+    bool pae = false;
+    if (!vmcoreinfo_.empty()) pae = vmcoreinfo_.get("CONFIG_X86_PAE") == std::string_view("y");
+    else if (cr4) pae = ((*cr4 >> 5) & 1) != 0;
+    levels_ = pae ? 3 : 2;
+    if (auto sym = vmcoreinfo_.symbol("swapper_pg_dir"); sym && *sym >= page_offset && *sym <= 0xffffffff)
+      root_ = physaddr{*sym - page_offset};
+    else if (cr3)
+      root_ = physaddr{*cr3 & (pae ? 0xffffffe0 : 0xfffff000)};
   }
 
   static result<elf_core> parse(detail::file_image image) {

@@ -7,6 +7,7 @@
 // (specs/freebsd-libkvm.md §1.6, STYLE.md §15.12).
 #pragma once
 #include <kvmxx/arch/amd64.hpp>
+#include <kvmxx/arch/i386.hpp>
 #include <kvmxx/backend/elf_core.hpp>
 #include <kvmxx/backend/kcore.hpp>
 #include <kvmxx/backend/minidump.hpp>
@@ -123,25 +124,31 @@ using linux_kernel_symbols =
                     resolver::kallsyms, resolver::vmcoreinfo_symbols>;
 /// A Linux x86_64 ELF core (vmcore, QEMU dump, makedumpfile ELF output).
 using linux_amd64_elf = kernel_memory<backend::elf_core, arch::amd64, linux_kernel_symbols>;
+/// A Linux i386 ELF core, 2-level or PAE paging (QEMU dump, vmcore; ELF32 or ELF64).
+using linux_i386_elf = kernel_memory<backend::elf_core, arch::i386, linux_kernel_symbols>;
 
 /// The running Linux x86_64 kernel through /proc/kcore (or a file in kcore's format).
 using linux_live_kcore = kernel_memory<backend::kcore, arch::amd64, linux_kernel_symbols>;
 
 /// Every fully typed handle kvmxx::open can produce.
-using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf, linux_live_kcore>;
+using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf, linux_i386_elf, linux_live_kcore>;
 
-/// Opens a Linux ELF core with the kernel file's symbols (vmlinux or a System.map/kallsyms
-/// file; may be nullptr). The KASLR offset comes from VMCOREINFO, else from the page tables
-/// and the kernel file's `_text` (os/linux/kaslr.hpp).
-[[nodiscard]] inline result<linux_amd64_elf> open_linux_elf(const char* kernel, const char* core) {
-  KVMXX_TRY(b, backend::elf_core::open(core));
-  if (b.machine() != machine::amd64)
+namespace detail {
+/// Wraps an opened Linux ELF core in the handle `Handle` (whose Arch matches the core's
+/// machine) with the kernel file's symbols (vmlinux or a System.map/kallsyms file; may be
+/// nullptr), moved by the KASLR offset: amd64 — VMCOREINFO's KERNELOFFSET, else the page
+/// tables and the kernel file's `_text`; i386 — KERNELOFFSET, else VMCOREINFO's `_stext`
+/// minus the kernel file's (os/linux/kaslr.hpp).
+template <class Handle>
+[[nodiscard]] result<Handle> adopt_linux_elf(const char* kernel, const char* core, backend::elf_core b) {
+  using arch_t = typename Handle::arch_type;
+  if (b.machine() != arch_t::id)
     return detail::fail(errc::unsupported_format, "%s: Linux %s ELF cores are recognised but not supported yet", core,
                         name_of(b.machine()).data());
   resolver::elf_symtab elf;
   resolver::symbol_file text;
   std::optional<kernel_file_info> kinfo;
-  std::optional<std::uint64_t> link_text;
+  std::optional<std::uint64_t> link_text, link_stext;
   if (kernel != nullptr) {
     KVMXX_TRY(fd, detail::open_file(kernel, O_RDONLY));
     std::array<std::byte, 64> head{};
@@ -155,20 +162,41 @@ using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf, li
       KVMXX_TRY(t, resolver::elf_symtab::open(kernel));
       elf = std::move(t);
       if (auto s = elf.lookup("_text")) link_text = to_integer(s.value().value);
+      if (auto s = elf.lookup("_stext")) link_stext = to_integer(s.value().value);
     } else {
       KVMXX_TRY(t, resolver::symbol_file::open(kernel));
       text = std::move(t);
       if (auto s = text.lookup("_text")) link_text = to_integer(s.value().value);
+      if (auto s = text.lookup("_stext")) link_stext = to_integer(s.value().value);
     }
   }
-  const auto offset = linux_::kaslr_offset(arch::amd64{}, b, b.vmcoreinfo(), link_text).value_or(0);
+  std::int64_t offset = 0;
+  if constexpr (arch_t::id == machine::i386) offset = linux_::stext_kaslr_offset(b.vmcoreinfo(), link_stext).value_or(0);
+  else offset = linux_::kaslr_offset(arch_t{}, b, b.vmcoreinfo(), link_text).value_or(0);
   resolver::vmcoreinfo_symbols vsyms(b.vmcoreinfo());
   // Never fails the open: a dump without usable tables leaves this source empty, saying why.
-  auto ksyms = resolver::kallsyms::from_dump(arch::amd64{}, b, b.vmcoreinfo());
+  linux_::kallsyms_abi abi;
+  abi.pointer_size = b.machine() == machine::i386 ? 4 : 8;
+  auto ksyms = resolver::kallsyms::from_dump(arch_t{}, b, b.vmcoreinfo(), abi);
   linux_kernel_symbols syms(resolver::displaced<resolver::elf_symtab>(std::move(elf), offset),
                             resolver::displaced<resolver::symbol_file>(std::move(text), offset), std::move(ksyms),
                             std::move(vsyms));
-  return linux_amd64_elf::adopt(std::move(b), std::move(syms), kinfo);
+  return Handle::adopt(std::move(b), std::move(syms), kinfo);
+}
+}  // namespace detail
+
+/// Opens a Linux x86_64 ELF core with the kernel file's symbols (vmlinux or a
+/// System.map/kallsyms file; may be nullptr). The KASLR offset comes from VMCOREINFO, else
+/// from the page tables and the kernel file's `_text` (os/linux/kaslr.hpp).
+[[nodiscard]] inline result<linux_amd64_elf> open_linux_elf(const char* kernel, const char* core) {
+  KVMXX_TRY(b, backend::elf_core::open(core));
+  return detail::adopt_linux_elf<linux_amd64_elf>(kernel, core, std::move(b));
+}
+
+/// Opens a Linux i386 ELF core (see open_linux_elf; KASLR from VMCOREINFO's `_stext`).
+[[nodiscard]] inline result<linux_i386_elf> open_linux_i386_elf(const char* kernel, const char* core) {
+  KVMXX_TRY(b, backend::elf_core::open(core));
+  return detail::adopt_linux_elf<linux_i386_elf>(kernel, core, std::move(b));
 }
 
 namespace detail {
@@ -254,7 +282,12 @@ struct linux_kernel_file {
       return any_dump_handle(std::in_place_type<freebsd_amd64_minidump>, std::move(km));
     }
     case core_format::linux_elf: {
-      KVMXX_TRY(km, open_linux_elf(kernel, core));
+      KVMXX_TRY(b, backend::elf_core::open(core));
+      if (b.machine() == machine::i386) {
+        KVMXX_TRY(km, detail::adopt_linux_elf<linux_i386_elf>(kernel, core, std::move(b)));
+        return any_dump_handle(std::in_place_type<linux_i386_elf>, std::move(km));
+      }
+      KVMXX_TRY(km, detail::adopt_linux_elf<linux_amd64_elf>(kernel, core, std::move(b)));
       return any_dump_handle(std::in_place_type<linux_amd64_elf>, std::move(km));
     }
     case core_format::linux_kcore: {

@@ -38,4 +38,17 @@ template <class Arch, class Backend>
   return static_cast<std::int64_t>(*runtime - (*link_text & ~((std::uint64_t{1} << 21) - 1)));
 }
 
+/// i386 KASLR (specs/linux-dumps.md §11, method 2): a 32-bit kernel moves its text together
+/// with its place in the direct map, and its VMCOREINFO has no KERNELOFFSET (observed on
+/// Debian's 6.1 686 kernels, tests/real/README-i386.md), so the offset is VMCOREINFO's
+/// runtime SYMBOL(_stext) minus the kernel file's link-time `_stext`. KERNELOFFSET still
+/// wins when present; nullopt when neither can be computed.
+[[nodiscard]] inline std::optional<std::int64_t> stext_kaslr_offset(const vmcoreinfo& vi,
+                                                                   std::optional<std::uint64_t> link_stext) noexcept {
+  if (auto off = vi.kernel_offset()) return static_cast<std::int64_t>(*off);
+  const auto runtime = vi.symbol("_stext");
+  if (!runtime || !link_stext) return std::nullopt;
+  return static_cast<std::int64_t>(*runtime - *link_stext);
+}
+
 }  // namespace kvmxx::inline KVMXX_ABI::linux_

@@ -75,8 +75,14 @@ template <class Handle>
   KVMXX_TRY(off_data, need(vi.offset("prb_data_ring.data"), "OFFSET(prb_data_ring.data)"));
   const std::uint64_t off_counter = static_cast<std::uint64_t>(vi.offset("atomic_long_t.counter").value_or(0));
 
-  // 64-bit kernels (the only ones with a translation so far): longs and pointers are 8 bytes,
-  // integers little-endian.
+  // Longs and pointers (ids, lpos, state_var, the ring pointers) are SIZE(atomic_long_t)
+  // bytes: 8 on 64-bit kernels, 4 on i386 (VMCOREINFO says so since 5.10; absent → 8).
+  // seq and ts_nsec are u64 everywhere; integers little-endian.
+  const std::int64_t word_size = vi.size("atomic_long_t").value_or(8);
+  if (word_size != 4 && word_size != 8)
+    return detail::fail(errc::corrupt, "kernel log: SIZE(atomic_long_t) is %lld, expected 4 or 8",
+                        static_cast<long long>(word_size));
+  const bool wide = word_size == 8;
   auto u64 = [&](std::uint64_t va) -> result<std::uint64_t> {
     KVMXX_TRY(v, km.template read_as<std::uint64_t>(kvaddr{va}));
     return v;
@@ -85,21 +91,27 @@ template <class Handle>
     KVMXX_TRY(v, km.template read_as<std::uint32_t>(kvaddr{va}));
     return v;
   };
-  KVMXX_TRY(prb, u64(*prb_sym));
+  auto word = [&](std::uint64_t va) -> result<std::uint64_t> {
+    if (wide) return u64(va);
+    KVMXX_TRY(v, u32(va));
+    return std::uint64_t{v};
+  };
+  KVMXX_TRY(prb, word(*prb_sym));
   const std::uint64_t desc_ring = prb + off_desc_ring, text_ring = prb + off_text_ring;
   KVMXX_TRY(count_bits, u32(desc_ring + off_count_bits));
-  KVMXX_TRY(descs, u64(desc_ring + off_descs));
-  KVMXX_TRY(infos, u64(desc_ring + off_infos));
-  KVMXX_TRY(head_id, u64(desc_ring + off_head_id + off_counter));
-  KVMXX_TRY(tail_id, u64(desc_ring + off_tail_id + off_counter));
+  KVMXX_TRY(descs, word(desc_ring + off_descs));
+  KVMXX_TRY(infos, word(desc_ring + off_infos));
+  KVMXX_TRY(head_id, word(desc_ring + off_head_id + off_counter));
+  KVMXX_TRY(tail_id, word(desc_ring + off_tail_id + off_counter));
   KVMXX_TRY(size_bits, u32(text_ring + off_size_bits));
-  KVMXX_TRY(data, u64(text_ring + off_data));
+  KVMXX_TRY(data, word(text_ring + off_data));
   if (count_bits > 24 || size_bits > 30 || size_bits < 4)
     return detail::fail(errc::corrupt, "kernel log: implausible ring sizes (2^%u descriptors, 2^%u bytes of text)",
                         count_bits, size_bits);
   const std::uint64_t count = std::uint64_t{1} << count_bits, data_size = std::uint64_t{1} << size_bits;
-  constexpr unsigned state_shift = 62;  // DESC_FLAGS_SHIFT = BITS_PER_LONG - 2
-  constexpr std::uint64_t id_mask = (std::uint64_t{1} << state_shift) - 1;
+  const unsigned state_shift = wide ? 62 : 30;  // DESC_FLAGS_SHIFT = BITS_PER_LONG - 2
+  const std::uint64_t id_mask = (std::uint64_t{1} << state_shift) - 1;
+  const std::uint64_t w = static_cast<std::uint64_t>(word_size);
 
   // The text ring is read once (at most 1 GiB by the check above; the kernel's default is 2^17..2^25).
   std::vector<std::byte> text(static_cast<std::size_t>(data_size));
@@ -110,11 +122,11 @@ template <class Handle>
   const std::uint64_t last = head_id & id_mask;
   for (std::uint64_t n = 0; n <= count; ++n, id = (id + 1) & id_mask) {
     const std::uint64_t idx = id % count;
-    if (size_desc < off_lpos + std::max(off_begin, off_next) + 8 || off_state + 8 > size_desc) break;
+    if (size_desc < off_lpos + std::max(off_begin, off_next) + w || off_state + w > size_desc) break;
     const std::uint64_t desc = descs + idx * size_desc;
-    KVMXX_TRY(state_var, u64(desc + off_state + off_counter));
-    KVMXX_TRY(begin, u64(desc + off_lpos + off_begin));
-    KVMXX_TRY(next, u64(desc + off_lpos + off_next));
+    KVMXX_TRY(state_var, word(desc + off_state + off_counter));
+    KVMXX_TRY(begin, word(desc + off_lpos + off_begin));
+    KVMXX_TRY(next, word(desc + off_lpos + off_next));
     const unsigned state = static_cast<unsigned>(state_var >> state_shift);
     const bool complete = (state == 1 || state == 2) && (state_var & id_mask) == id;
     if (complete) {
@@ -130,10 +142,10 @@ template <class Handle>
         std::uint64_t start = begin % data_size, end = next % data_size;
         if (begin / data_size != next / data_size) start = 0;  // wrapped: stored from the ring's start
         if (end == 0) end = data_size;
-        if (end > start && end - start > 8) {
-          const std::uint64_t avail = end - start - 8;  // the block starts with its descriptor id
+        if (end > start && end - start > w) {
+          const std::uint64_t avail = end - start - w;  // the block starts with its descriptor id (a long)
           const std::uint64_t len = std::min<std::uint64_t>(text_len, avail);
-          rec.text.assign(reinterpret_cast<const char*>(text.data()) + start + 8, static_cast<std::size_t>(len));
+          rec.text.assign(reinterpret_cast<const char*>(text.data()) + start + w, static_cast<std::size_t>(len));
         }
       }
       out.push_back(std::move(rec));
