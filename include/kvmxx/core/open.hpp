@@ -6,6 +6,7 @@
 // exclusive, and probe_core() refuses a file that two of them claim
 // (specs/freebsd-libkvm.md §1.6, STYLE.md §15.12).
 #pragma once
+#include <kvmxx/arch/aarch64.hpp>
 #include <kvmxx/arch/amd64.hpp>
 #include <kvmxx/backend/elf_core.hpp>
 #include <kvmxx/backend/minidump.hpp>
@@ -110,25 +111,33 @@ using linux_kernel_symbols = resolver::chain<resolver::displaced<resolver::elf_s
 /// A Linux x86_64 ELF core (vmcore, QEMU dump, makedumpfile ELF output).
 using linux_amd64_elf = kernel_memory<backend::elf_core, arch::amd64, linux_kernel_symbols>;
 
-/// Every fully typed handle kvmxx::open can produce.
-using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf>;
+/// A Linux AArch64 ELF core (QEMU dump, vmcore, makedumpfile ELF output).
+using linux_aarch64_elf = kernel_memory<backend::elf_core, arch::aarch64, linux_kernel_symbols>;
+static_assert(aarch64_paging_backend<backend::elf_core>);
 
-/// Opens a Linux ELF core with the kernel file's symbols (vmlinux or a System.map/kallsyms
-/// file; may be nullptr). The KASLR offset comes from VMCOREINFO, else from the page tables
-/// and the kernel file's `_text` (os/linux/kaslr.hpp).
-[[nodiscard]] inline result<linux_amd64_elf> open_linux_elf(const char* kernel, const char* core) {
-  KVMXX_TRY(b, backend::elf_core::open(core));
-  if (b.machine() != machine::amd64)
-    return detail::fail(errc::unsupported_format, "%s: Linux %s ELF cores are recognised but not supported yet", core,
-                        name_of(b.machine()).data());
+/// Every fully typed handle kvmxx::open can produce.
+using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf, linux_aarch64_elf>;
+
+/// Builds the handle of an opened Linux ELF core whose machine Handle's Arch translates,
+/// with the kernel file's symbols (vmlinux or a System.map/kallsyms file; may be nullptr).
+/// The KASLR offset: VMCOREINFO's KERNELOFFSET; else on x86_64 the page tables and the
+/// kernel file's `_text` (os/linux/kaslr.hpp); else SYMBOL(_stext) minus the kernel
+/// file's `_stext` (specs/linux-dumps.md §11, method 2).
+template <class Handle>
+[[nodiscard]] result<Handle> adopt_linux_elf(const char* kernel, const char* core, backend::elf_core b) {
+  using arch_t = typename Handle::arch_type;
   resolver::elf_symtab elf;
   resolver::symbol_file text;
   std::optional<kernel_file_info> kinfo;
-  std::optional<std::uint64_t> link_text;
+  std::optional<std::uint64_t> link_text, link_stext;
   if (kernel != nullptr) {
     KVMXX_TRY(fd, detail::open_file(kernel, O_RDONLY));
     std::array<std::byte, 64> head{};
     KVMXX_TRY(n, detail::pread_full(fd.get(), head.data(), head.size(), 0, kernel));
+    const auto link = [&](const auto& r) {
+      if (auto s = r.lookup("_text")) link_text = to_integer(s.value().value);
+      if (auto s = r.lookup("_stext")) link_stext = to_integer(s.value().value);
+    };
     if (n >= 4 && std::memcmp(head.data(), format::elf::elfmag, 4) == 0) {
       KVMXX_TRY(k, probe_kernel_image(std::span<const std::byte>(head.data(), n), kernel));
       if (k.arch != b.machine())
@@ -137,18 +146,44 @@ using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf>;
       kinfo = k;
       KVMXX_TRY(t, resolver::elf_symtab::open(kernel));
       elf = std::move(t);
-      if (auto s = elf.lookup("_text")) link_text = to_integer(s.value().value);
+      link(elf);
     } else {
       KVMXX_TRY(t, resolver::symbol_file::open(kernel));
       text = std::move(t);
-      if (auto s = text.lookup("_text")) link_text = to_integer(s.value().value);
+      link(text);
     }
   }
-  const auto offset = linux_::kaslr_offset(arch::amd64{}, b, b.vmcoreinfo(), link_text).value_or(0);
+  std::int64_t offset = 0;
+  if constexpr (std::is_same_v<arch_t, arch::amd64>) {
+    offset = linux_::kaslr_offset(arch::amd64{}, b, b.vmcoreinfo(), link_text).value_or(0);
+  } else if (auto k = b.vmcoreinfo().kernel_offset()) {
+    offset = static_cast<std::int64_t>(*k);
+  } else if (auto s = b.vmcoreinfo().symbol("_stext"); s && link_stext) {
+    offset = static_cast<std::int64_t>(*s - *link_stext);
+  }
   resolver::vmcoreinfo_symbols vsyms(b.vmcoreinfo());
   linux_kernel_symbols syms(resolver::displaced<resolver::elf_symtab>(std::move(elf), offset),
                             resolver::displaced<resolver::symbol_file>(std::move(text), offset), std::move(vsyms));
-  return linux_amd64_elf::adopt(std::move(b), std::move(syms), kinfo);
+  return Handle::adopt(std::move(b), std::move(syms), kinfo);
+}
+
+/// Opens a Linux x86_64 ELF core (see adopt_linux_elf); other machines are refused here —
+/// open_dump_handle picks the handle by machine.
+[[nodiscard]] inline result<linux_amd64_elf> open_linux_elf(const char* kernel, const char* core) {
+  KVMXX_TRY(b, backend::elf_core::open(core));
+  if (b.machine() != machine::amd64)
+    return detail::fail(errc::unsupported_format, "%s: a Linux %s ELF core, not amd64", core,
+                        name_of(b.machine()).data());
+  return adopt_linux_elf<linux_amd64_elf>(kernel, core, std::move(b));
+}
+
+/// Opens a Linux AArch64 ELF core (see adopt_linux_elf).
+[[nodiscard]] inline result<linux_aarch64_elf> open_linux_aarch64_elf(const char* kernel, const char* core) {
+  KVMXX_TRY(b, backend::elf_core::open(core));
+  if (b.machine() != machine::aarch64)
+    return detail::fail(errc::unsupported_format, "%s: a Linux %s ELF core, not aarch64", core,
+                        name_of(b.machine()).data());
+  return adopt_linux_elf<linux_aarch64_elf>(kernel, core, std::move(b));
 }
 
 /// Probes `core`, opens it with the matching Backend and Arch, and returns the typed handle
@@ -163,8 +198,20 @@ using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf>;
       return any_dump_handle(std::in_place_type<freebsd_amd64_minidump>, std::move(km));
     }
     case core_format::linux_elf: {
-      KVMXX_TRY(km, open_linux_elf(kernel, core));
-      return any_dump_handle(std::in_place_type<linux_amd64_elf>, std::move(km));
+      KVMXX_TRY(b, backend::elf_core::open(core));
+      switch (b.machine()) {
+        case machine::amd64: {
+          KVMXX_TRY(km, adopt_linux_elf<linux_amd64_elf>(kernel, core, std::move(b)));
+          return any_dump_handle(std::in_place_type<linux_amd64_elf>, std::move(km));
+        }
+        case machine::aarch64: {
+          KVMXX_TRY(km, adopt_linux_elf<linux_aarch64_elf>(kernel, core, std::move(b)));
+          return any_dump_handle(std::in_place_type<linux_aarch64_elf>, std::move(km));
+        }
+        default:
+          return detail::fail(errc::unsupported_format, "%s: Linux %s ELF cores are recognised but not supported yet",
+                              core, name_of(b.machine()).data());
+      }
     }
   }
   return detail::fail(errc::not_a_dump, "%s: no backend for this format", core);  // not reached
