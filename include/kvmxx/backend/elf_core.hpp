@@ -14,7 +14,8 @@
 //   e_phnum = PN_XNUM takes the count from section 0's sh_info (QEMU paging=true).
 // * The page-table root comes from VMCOREINFO (init_top_pgt converted with phys_base, no
 //   recursive translation), else from CR3 in QEMU's per-CPU note (PCID and PTI bits
-//   masked); the paging depth from NUMBER(pgtable_l5_enabled), else CR4.LA57.
+//   masked); the paging depth from NUMBER(pgtable_l5_enabled), else CR4.LA57. aarch64:
+//   swapper_pg_dir − kimage_voffset, VA bits from TCR_EL1_T1SZ/VA_BITS (finish_aarch64).
 //
 // Not validated: that segments describe real memory, that notes other than the ones
 // parsed here are well formed beyond their headers.
