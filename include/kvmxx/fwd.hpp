@@ -22,6 +22,7 @@ class null;
 }  // namespace backend
 namespace arch {
 struct amd64;
+struct aarch64;
 }
 namespace resolver {
 struct none;
