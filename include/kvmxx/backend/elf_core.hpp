@@ -371,8 +371,11 @@ class elf_core {
   // aarch64 (specs/linux-dumps.md §10.2): the root is swapper_pg_dir − kimage_voffset, a
   // kernel-image address converted without translating it; VA bits = 64 − TCR_EL1_T1SZ,
   // else VA_BITS. With 64 KiB pages a 52-bit kernel on 48-bit hardware keeps its 52-bit
-  // swapper_pg_dir and points TTBR1 into it (Linux's TTBR1_BADDR_4852_OFFSET), so that
-  // table is walked with VA_BITS: a sign-extended 48-bit address indexes the same entries.
+  // swapper_pg_dir and points TTBR1 into it (Linux v5.4, commit c812026c54cf "arm64: mm:
+  // Logic to make offset_ttbr1 conditional"; drgn's aarch64 walker relies on the same), so
+  // that table is walked with VA_BITS: a sign-extended 48-bit address indexes the same
+  // entries. With 4 KiB pages a 52-bit (LPA2, 6.9+) kernel falls back by folding a level
+  // instead, so there T1SZ describes swapper_pg_dir.
   void finish_aarch64() noexcept {
     const auto pgd = vmcoreinfo_.symbol("swapper_pg_dir");
     const auto voffset = vmcoreinfo_.number("kimage_voffset");

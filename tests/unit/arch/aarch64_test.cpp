@@ -264,16 +264,26 @@ TEST_CASE("an aarch64 ELF core takes its root from swapper_pg_dir - kimage_voffs
   using handle = kvmxx::kernel_memory<kvmxx::backend::elf_core, kvmxx::arch::aarch64, kvmxx::resolver::none>;
   // 4K with T1SZ (48-bit) and 64K (42-bit from VA_BITS, no T1SZ): the 64K case also checks
   // that reads are exact per 4 KiB piece of a 64 KiB page.
+  // table_bits: the VA width swapper_pg_dir is laid out for; config: NUMBER(VA_BITS);
+  // t1sz: NUMBER(TCR_EL1_T1SZ) (0: absent).
   struct cs {
-    unsigned gs, va_bits;
-    bool t1sz;
+    unsigned gs, table_bits, config, t1sz, pa_bits;
+    a64_format fmt;
   };
-  for (const auto& c : {cs{12, 48, true}, cs{16, 42, false}, cs{14, 47, true}}) {
-    CAPTURE(c.gs, c.va_bits);
+  for (const auto& c : {
+           cs{12, 48, 52, 16, 48, a64_format::vmsa},  // T1SZ wins (a 52-bit 4K kernel running 48-bit)
+           cs{16, 42, 42, 0, 48, a64_format::vmsa},   // VA_BITS alone
+           cs{14, 47, 52, 17, 48, a64_format::vmsa},
+           // 64K, 52-bit kernel on 48-bit hardware: swapper_pg_dir keeps the 52-bit layout
+           // (TTBR1 points into it), so VA_BITS wins over T1SZ; 52-bit PA selects LPA.
+           cs{16, 52, 52, 16, 52, a64_format::lpa},
+       }) {
+    CAPTURE(c.gs, c.table_bits, c.config, c.t1sz);
     const u64 ram = 0x40000000, ram_size = 0x400000;
     const u64 page = u64{1} << c.gs;
-    aarch64_page_tables t(c.gs, c.va_bits, a64_format::vmsa, ram + 0x200000, 24 * page);
-    const u64 kva = t.kva(0x0000'0100'0000'0000 & ((u64{1} << (c.va_bits - 1)) - 1)) + 7 * page;
+    aarch64_page_tables t(c.gs, c.table_bits, c.fmt, ram + 0x200000, 24 * page);
+    // A kernel address that is one in the narrowest width involved (bits 63..41 set).
+    const u64 kva = (~u64{0} << 41) + (u64{1} << 38) + 7 * page;
     t.map(kva, ram + 0x10 * page);
     t.map(kva + page, ram + 0x3 * page);
 
@@ -282,8 +292,9 @@ TEST_CASE("an aarch64 ELF core takes its root from swapper_pg_dir - kimage_voffs
     std::string vi = "OSRELEASE=6.1.0-test\nPAGESIZE=" + std::to_string(page) + "\n";
     vi += "SYMBOL(swapper_pg_dir)=" + kvmxx_test::elf_core_builder::hex(swapper) + "\n";
     vi += "NUMBER(kimage_voffset)=" + hex(kimage_voffset) + "\n";
-    vi += "NUMBER(VA_BITS)=" + std::to_string(c.t1sz ? 52 : c.va_bits) + "\n";  // T1SZ wins when present
-    if (c.t1sz) vi += "NUMBER(TCR_EL1_T1SZ)=" + hex(64 - c.va_bits) + "\n";
+    vi += "NUMBER(VA_BITS)=" + std::to_string(c.config) + "\n";
+    if (c.t1sz != 0) vi += "NUMBER(TCR_EL1_T1SZ)=" + hex(c.t1sz) + "\n";
+    vi += "NUMBER(MAX_PHYSMEM_BITS)=" + std::to_string(c.pa_bits) + "\n";
     vi += "NUMBER(PHYS_OFFSET)=" + hex(ram) + "\nKERNELOFFSET=0\n";
 
     kvmxx_test::elf_core_builder eb;
@@ -297,7 +308,8 @@ TEST_CASE("an aarch64 ELF core takes its root from swapper_pg_dir - kimage_voffs
     CHECK(core.value().machine() == kvmxx::machine::aarch64);
     REQUIRE(core.value().page_table_root().has_value());
     CHECK(hex(kvmxx::to_integer(*core.value().page_table_root())) == hex(t.root()));
-    CHECK(core.value().va_bits() == c.va_bits);
+    CHECK(core.value().va_bits() == c.table_bits);
+    CHECK(core.value().pa_bits() == c.pa_bits);
     CHECK(core.value().page_size() == page);
     auto km = handle::adopt(std::move(core).value(), {});
     INFO(message_of(km));
