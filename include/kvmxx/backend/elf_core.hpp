@@ -374,8 +374,8 @@ class elf_core {
   // swapper_pg_dir and points TTBR1 into it (Linux v5.4, commit c812026c54cf "arm64: mm:
   // Logic to make offset_ttbr1 conditional"; drgn's aarch64 walker relies on the same), so
   // that table is walked with VA_BITS: a sign-extended 48-bit address indexes the same
-  // entries. With 4 KiB pages a 52-bit (LPA2, 6.9+) kernel falls back by folding a level
-  // instead, so there T1SZ describes swapper_pg_dir.
+  // entries. With 4/16 KiB pages 48- and 52-bit layouts differ in their number of levels,
+  // so there T1SZ is taken as the layout (not checked on a 52-bit LPA2 kernel).
   void finish_aarch64() noexcept {
     const auto pgd = vmcoreinfo_.symbol("swapper_pg_dir");
     const auto voffset = vmcoreinfo_.number("kimage_voffset");
