@@ -187,6 +187,9 @@ if [[ ! -d $XROOT/boot ]]; then
     mkdir -p "$XROOT"
     dpkg-deb -x "$KDEB" "$XROOT" || die "dpkg-deb -x $KDEB failed"
     dpkg-deb -x "$BDEB" "$XROOT" || die "dpkg-deb -x $BDEB failed"
+    # Only the kernel image, its config, busybox and qemu_fw_cfg.ko are used: drop the
+    # other modules (about 320 MB).
+    find "$XROOT/lib/modules" -type f ! -name 'qemu_fw_cfg.ko*' -delete
 fi
 VMLINUZ=$XROOT/boot/vmlinuz-$KVER
 [[ -r $VMLINUZ ]] || die "$VMLINUZ missing after unpacking $KDEB_NAME"
