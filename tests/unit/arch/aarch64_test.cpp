@@ -8,10 +8,12 @@
 #include <kvmxx/arch/aarch64.hpp>
 #include <kvmxx/backend/elf_core.hpp>
 #include <kvmxx/core/kernel_memory.hpp>
+#include <kvmxx/core/open.hpp>
 #include <kvmxx/resolver/none.hpp>
 
 #include "aarch64_page_tables.hpp"
 #include "elf_core_writer.hpp"
+#include "file_util.hpp"
 
 #include <array>
 #include <cctype>
@@ -24,6 +26,7 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <variant>
 #include <vector>
 
 namespace {
@@ -336,5 +339,43 @@ TEST_CASE("an aarch64 ELF core takes its root from swapper_pg_dir - kimage_voffs
     const auto miss = km.value().read(kvaddr{kva + 2 * page}, got);
     CHECK(failed_with(miss, errc::unmapped_address));
     CHECK_THAT(message_of(miss), Contains("level 3 descriptor not valid"));
+  }
+}
+
+TEST_CASE("an aarch64 core opens with its handle; System.map symbols move by KERNELOFFSET, else by _stext",
+          "[arch][aarch64][open]") {
+  // Link-time System.map (arm64 KIMAGE_VADDR layout) and a dump whose kernel moved by 0x1234560000.
+  const u64 stext = 0xffff800008010000ull, banner = 0xffff800008d000e8ull, moved = 0x1234560000ull;
+  const std::string map = "ffff800008000000 T _text\nffff800008010000 T _stext\nffff800008d000e8 D linux_banner\n";
+  kvmxx_test::temp_dir dir;
+  kvmxx_test::write_file(dir.path("System.map"),
+                         std::span<const std::byte>(reinterpret_cast<const std::byte*>(map.data()), map.size()));
+  for (bool with_offset : {true, false}) {
+    CAPTURE(with_offset);
+    std::string vi = "OSRELEASE=6.1.0-test\nPAGESIZE=4096\nSYMBOL(_stext)=" +
+                     kvmxx_test::elf_core_builder::hex(stext + moved) + "\n";
+    if (with_offset) vi += "KERNELOFFSET=" + kvmxx_test::elf_core_builder::hex(moved) + "\n";
+    kvmxx_test::elf_core_builder eb;
+    eb.machine(kvmxx_test::elf_core_const::em_aarch64).vmcoreinfo(vi);
+    (void)eb.segment(0x40000000, 0x10000);
+    const auto bytes = eb.build();
+    const std::string core = dir.path(with_offset ? "with.core" : "without.core");
+    kvmxx_test::write_file(core, bytes);
+
+    auto h = kvmxx::open_dump_handle(dir.path("System.map").c_str(), core.c_str());
+    INFO(message_of(h));
+    REQUIRE(h.has_value());
+    REQUIRE(std::holds_alternative<kvmxx::linux_aarch64_elf>(h.value()));
+    const auto& km = std::get<kvmxx::linux_aarch64_elf>(h.value());
+    const auto a = km.address_of("linux_banner");
+    INFO(message_of(a));
+    REQUIRE(a.has_value());
+    CHECK(hex(kvmxx::to_integer(a.value())) == hex(banner + moved));
+
+    // The amd64-only entry point refuses it and says what it is.
+    const auto amd = kvmxx::open_linux_elf(nullptr, core.c_str());
+    CHECK(failed_with(amd, errc::unsupported_format));
+    CHECK_THAT(message_of(amd), Contains("aarch64"));
+    CHECK(kvmxx::open_linux_aarch64_elf(nullptr, core.c_str()).has_value());
   }
 }
