@@ -299,6 +299,8 @@ int print_info(const Km& km) {
                                                          vi.empty() ? ", from CR3 in the QEMU note" : ""));
       else
         rows.emplace_back("page-table root", "unknown: kernel virtual addresses cannot be translated");
+      if (src.va_bits() != 0)  // aarch64: the width the root table covers
+        rows.emplace_back("virtual address bits", fmt::format("{}", src.va_bits()));
       rows.emplace_back("CPUs", fmt::format("{}", src.cpus().size()));
     }
     rows.emplace_back("PT_LOAD segments", fmt::format("{}", src.segments().size()));

@@ -24,6 +24,7 @@ class null;
 namespace arch {
 struct amd64;
 struct i386;
+struct aarch64;
 }
 namespace resolver {
 struct none;

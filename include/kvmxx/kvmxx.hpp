@@ -20,6 +20,7 @@
 #include <kvmxx/backend/null.hpp>
 #include <kvmxx/arch/amd64.hpp>
 #include <kvmxx/arch/i386.hpp>
+#include <kvmxx/arch/aarch64.hpp>
 #include <kvmxx/resolver/none.hpp>
 #include <kvmxx/resolver/elf_symtab.hpp>
 #include <kvmxx/resolver/callback.hpp>

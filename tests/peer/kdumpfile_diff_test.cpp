@@ -261,3 +261,88 @@ TEST_CASE("random reads agree with libkdumpfile on real i386 QEMU dumps (PAE and
   }
   CHECK(files_compared == 4);
 }
+
+TEST_CASE("random reads agree with libkdumpfile on real arm64 QEMU ELF dumps", "[peer][kdumpfile][real][aarch64]") {
+  const char* env = std::getenv("KVMXX_LINUX_DUMPS_ARM64");
+  const std::string dir = env ? env : "";
+  if (dir.empty() || ::access((dir + "/nokaslr/facts.txt").c_str(), R_OK) != 0)
+    KVMXX_TEST_SKIP("KVMXX_LINUX_DUMPS_ARM64 is not set to the output of tests/real/make-linux-dumps-arm64.sh");
+  for (const std::string boot : {"nokaslr", "kaslr"}) {
+    const std::string path = dir + "/" + boot + "/elf";
+    const auto facts = read_facts(dir + "/" + boot + "/facts.txt");
+    // The guest's /proc/kcore: the kernel-image segment (vaddr − paddr = kimage_voffset) and
+    // the linear map's offset (page_offset_base = VA − PA there).
+    const std::uint64_t kvo = std::stoull(facts.find("kimage_voffset_kcore")->second, nullptr, 16);
+    const std::uint64_t lin = std::stoull(facts.find("page_offset_base")->second, nullptr, 16);
+    std::uint64_t text = 0, text_size = 0;
+    auto [a0, b0] = facts.equal_range("kcore_phdr");
+    for (auto it = a0; it != b0; ++it) {
+      std::istringstream s(it->second);
+      std::string type, va, pa, fsz, msz;
+      s >> type >> va >> pa >> fsz >> msz;
+      if (type == "PT_LOAD" && std::stoull(va, nullptr, 16) - std::stoull(pa, nullptr, 16) == kvo) {
+        text = std::stoull(va, nullptr, 16);
+        text_size = std::stoull(msz, nullptr, 16);
+      }
+    }
+    REQUIRE(text != 0);
+    INFO(path);
+    peer p(path);
+    REQUIRE(p.ctx != nullptr);
+    auto h = kvmxx::open_dump_handle(nullptr, path.c_str());
+    REQUIRE(h.has_value());
+    auto& km = std::get<kvmxx::linux_aarch64_elf>(h.value());
+
+    std::mt19937_64 rng(0x61726d36 ^ std::hash<std::string>{}(boot));
+    tally virt, phys;
+    int mismatched_bytes = 0;
+    for (int i = 0; i < 4000; ++i) {
+      const int kind = i % 4;
+      std::uint64_t va;
+      if (kind == 0) va = text + rng() % text_size;                              // kernel image
+      else if (kind == 1) va = lin + 0x40000000 + rng() % (256ull << 20);        // linear map of the guest's RAM
+      else if (kind == 2) va = lin + rng() % (8ull << 30);                       // linear map, mostly not RAM
+      else va = 0xffff000000000000ull + (rng() % (1ull << 48));                  // anywhere in the TTBR1 half
+      std::vector<std::byte> a(1 + rng() % 64), b(a.size());
+      const auto r = km.read(kvmxx::kvaddr{va}, a);
+      const bool ok_k = r.has_value() && r.value() == a.size();
+      const bool ok_p = p.read(KDUMP_KVADDR, va, b);
+      if (ok_k && ok_p) {
+        ++virt.both_ok;
+        if (a != b) ++mismatched_bytes;
+      } else if (!ok_k && !ok_p) {
+        ++virt.both_fail;
+      } else if (ok_k) {
+        ++virt.only_kvmxx;
+      } else {
+        ++virt.only_peer;
+      }
+      const std::uint64_t pa = i % 2 ? 0x40000000 + rng() % (256ull << 20) : rng() % (1ull << 33);
+      std::vector<std::byte> c(1 + rng() % 64), d(c.size());
+      const auto rp = km.read_physical(kvmxx::physaddr{pa}, c);
+      const bool pk = rp.has_value() && rp.value() == c.size();
+      const bool pp = p.read(KDUMP_KPHYSADDR, pa, d);
+      if (pk && pp) {
+        ++phys.both_ok;
+        if (c != d) ++mismatched_bytes;
+      } else if (!pk && !pp) {
+        ++phys.both_fail;
+      } else if (pk) {
+        ++phys.only_kvmxx;
+      } else {
+        ++phys.only_peer;
+      }
+    }
+    std::printf("arm64 %-8s virtual: %d equal, %d both failed, %d only kvmxx, %d only libkdumpfile; physical: %d "
+                "equal, %d both failed, %d only kvmxx, %d only libkdumpfile\n",
+                boot.c_str(), virt.both_ok, virt.both_fail, virt.only_kvmxx, virt.only_peer, phys.both_ok,
+                phys.both_fail, phys.only_kvmxx, phys.only_peer);
+    CHECK(mismatched_bytes == 0);
+    CHECK(virt.both_ok > 1000);
+    CHECK(phys.both_ok > 1000);
+    CHECK(virt.only_kvmxx == 0);
+    CHECK(virt.only_peer == 0);
+    CHECK(phys.only_kvmxx == 0);
+    CHECK(phys.only_peer == 0);
+  }
+}

@@ -13,7 +13,7 @@ Subcommands:
   fix-elf IN OUT
         Copy a QEMU ELF dump and move its program headers to offset 64
         (what makedumpfile expects); notes and memory keep their offsets.
-  facts SERIAL BOOTDIR --boot NAME [--kv KEY=VALUE ...]
+  facts SERIAL BOOTDIR --boot NAME [--kv KEY=VALUE ...] [--arch x86_64|arm64]
         Parse the guest's "KVMXX-LAB:" lines of SERIAL into BOOTDIR/facts.txt
         and BOOTDIR/kallsyms.txt; "KVMXX-LIVE:" lines go to BOOTDIR/live.log
         when --live is given.
@@ -324,10 +324,23 @@ def cmd_facts(a):
         loads = parse_kcore_hdr(data)
         pob = set()
         pb = set()
+        kvo = set()
+        arm64_va_bits = 48
+        for l in vmci:
+            if l.startswith("NUMBER(VA_BITS)="):
+                arm64_va_bits = int(l.partition("=")[2], 0)
         for t, vaddr, paddr, filesz, memsz in loads:
             facts.append(("kcore_phdr", "%s 0x%x 0x%x 0x%x 0x%x" % (
                 KCORE_TYPES.get(t, str(t)), vaddr, paddr, filesz, memsz)))
             if t != 1 or paddr == 0xFFFFFFFFFFFFFFFF:
+                continue
+            if a.arch == "arm64":
+                # the linear map is [PAGE_OFFSET, PAGE_END), PAGE_END = -2^(VA_BITS-1);
+                # above it, the kernel image (vaddr - paddr = kimage_voffset)
+                if vaddr < 2**64 - 2**(arm64_va_bits - 1):
+                    pob.add((vaddr - paddr) & (2**64 - 1))
+                else:
+                    kvo.add((vaddr - paddr) & (2**64 - 1))
                 continue
             if vaddr >= 0xFFFFFFFF80000000:
                 pb.add((paddr - (vaddr - 0xFFFFFFFF80000000)) & (2**64 - 1))
@@ -339,6 +352,10 @@ def cmd_facts(a):
             die("kcore RAM segments disagree on the direct-map base: %s" % pob)
         if len(pb) == 1:
             facts.append(("phys_base_kcore", "0x%x" % pb.pop()))
+        if len(kvo) == 1:
+            facts.append(("kimage_voffset_kcore", "0x%x" % kvo.pop()))
+        elif kvo:
+            die("kcore kernel-image segments disagree on kimage_voffset: %s" % kvo)
 
     # the kernel's VMCOREINFO text, as read from /proc/kcore in the guest
     vmci_map = {}
@@ -356,6 +373,15 @@ def cmd_facts(a):
         for k, v in facts:
             if k == "phys_base_kcore" and int(v, 16) != pbv:
                 die("phys_base from VMCOREINFO (0x%x) != from kcore (%s)" % (pbv, v))
+    for key, name in (("NUMBER(kimage_voffset)", "kimage_voffset"), ("NUMBER(PHYS_OFFSET)", "phys_offset"),
+                      ("NUMBER(VA_BITS)", "va_bits"), ("NUMBER(TCR_EL1_T1SZ)", "tcr_el1_t1sz")):
+        if key in vmci_map:  # arm64
+            facts.append((name, "0x%x" % (int(vmci_map[key], 0) & (2**64 - 1))))
+    if "NUMBER(kimage_voffset)" in vmci_map:
+        kv = int(vmci_map["NUMBER(kimage_voffset)"], 0) & (2**64 - 1)
+        for k, v in facts:
+            if k == "kimage_voffset_kcore" and int(v, 16) != kv:
+                die("kimage_voffset from VMCOREINFO (0x%x) != from kcore (%s)" % (kv, v))
     if "NUMBER(pgtable_l5_enabled)" in vmci_map:
         facts.append(("pgtable_l5_enabled", vmci_map["NUMBER(pgtable_l5_enabled)"]))
 
@@ -409,6 +435,8 @@ def main():
     p.add_argument("--boot", required=True)
     p.add_argument("--kv", action="append")
     p.add_argument("--live", action="store_true")
+    p.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64",
+                   help="how to read the guest's /proc/kcore layout (default x86_64)")
     p.set_defaults(fn=cmd_facts)
     a = ap.parse_args()
     a.fn(a)

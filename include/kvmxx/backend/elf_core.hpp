@@ -16,7 +16,8 @@
 //   recursive translation), else from CR3 in QEMU's per-CPU note (PCID and PTI bits
 //   masked); the paging depth from NUMBER(pgtable_l5_enabled), else CR4.LA57. i386:
 //   swapper_pg_dir − PAGE_OFFSET, else CR3; PAE (3 levels) or not (2) from
-//   CONFIG_X86_PAE=y, else CR4.PAE (finish_i386).
+//   CONFIG_X86_PAE=y, else CR4.PAE (finish_i386). aarch64:
+//   swapper_pg_dir − kimage_voffset, VA bits from TCR_EL1_T1SZ/VA_BITS (finish_aarch64).
 //
 // Not validated: that segments describe real memory, that notes other than the ones
 // parsed here are well formed beyond their headers.
@@ -34,6 +35,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -116,15 +118,22 @@ class elf_core {
   [[nodiscard]] unsigned paging_levels() const noexcept { return levels_; }
   /// Bits to clear from page-table entries before taking the frame (the SME C-bit).
   [[nodiscard]] std::uint64_t pte_clear_mask() const noexcept { return sme_mask_; }
+  /// aarch64: the VA width the root table covers and the physical address width
+  /// (finish_aarch64); 0 on other machines.
+  [[nodiscard]] unsigned va_bits() const noexcept { return va_bits_; }
+  [[nodiscard]] unsigned pa_bits() const noexcept { return pa_bits_; }
   /// KASLR's KERNELOFFSET from VMCOREINFO (0 when absent).
   [[nodiscard]] std::int64_t kerndisp() const noexcept { return kerndisp_; }
 
   /// The host address of the whole target page holding pa, when all of its bytes are in
   /// the file contiguously (the translation cache keeps these); nullptr otherwise.
+  /// Pages of 4 KiB — the smallest page of every Arch, the translation cache's unit — even
+  /// when the target's pages are larger (aarch64 with a 16/64 KiB granule).
   [[nodiscard]] const std::byte* mapped_page(physaddr pa) const noexcept {
-    const std::uint64_t page = to_integer(pa) & ~(std::uint64_t{page_size_} - 1);
+    constexpr std::uint64_t unit = 4096;
+    const std::uint64_t page = to_integer(pa) & ~(unit - 1);
     const interval* iv = find(page);
-    if (iv == nullptr || page + page_size_ > iv->data_end || page + page_size_ < page) return nullptr;
+    if (iv == nullptr || page + unit > iv->data_end || page + unit < page) return nullptr;
     return image_.data() + iv->file_offset + (page - iv->start);
   }
 
@@ -357,6 +366,7 @@ class elf_core {
     if (auto ps = vmcoreinfo_.page_size(); ps && (*ps & (*ps - 1)) == 0 && *ps >= 512) page_size_ = *ps;
     kerndisp_ = static_cast<std::int64_t>(vmcoreinfo_.kernel_offset().value_or(0));
     if (machine_ == machine::i386) return finish_i386();
+    if (machine_ == machine::aarch64) finish_aarch64();
     if (machine_ != machine::amd64) return;
     if (auto sme = vmcoreinfo_.number("sme_mask")) sme_mask_ = static_cast<std::uint64_t>(*sme);
     // x86_64 root: init_top_pgt (alias swapper_pg_dir; init_level4_pgt before 4.13) is a
@@ -402,6 +412,31 @@ class elf_core {
       root_ = physaddr{*cr3 & (pae ? 0xffffffe0 : 0xfffff000)};
   }
 
+  // aarch64 (specs/linux-dumps.md §10.2): the root is swapper_pg_dir − kimage_voffset, a
+  // kernel-image address converted without translating it; VA bits = 64 − TCR_EL1_T1SZ,
+  // else VA_BITS. With 64 KiB pages a 52-bit kernel on 48-bit hardware keeps its 52-bit
+  // swapper_pg_dir and points TTBR1 into it (Linux v5.4, commit c812026c54cf "arm64: mm:
+  // Logic to make offset_ttbr1 conditional"; drgn's aarch64 walker relies on the same), so
+  // that table is walked with VA_BITS: a sign-extended 48-bit address indexes the same
+  // entries. With 4/16 KiB pages 48- and 52-bit layouts differ in their number of levels,
+  // so there T1SZ is taken as the layout (not checked on a 52-bit LPA2 kernel).
+  void finish_aarch64() noexcept {
+    const auto pgd = vmcoreinfo_.symbol("swapper_pg_dir");
+    const auto voffset = vmcoreinfo_.number("kimage_voffset");
+    if (pgd && voffset) root_ = physaddr{*pgd - static_cast<std::uint64_t>(*voffset)};
+    const auto t1sz = vmcoreinfo_.number("TCR_EL1_T1SZ");
+    const auto config = vmcoreinfo_.number("VA_BITS");
+    if (t1sz && *t1sz > 0 && *t1sz < 64) va_bits_ = static_cast<unsigned>(64 - *t1sz);
+    else if (config && *config > 0 && *config < 64) va_bits_ = static_cast<unsigned>(*config);
+    else va_bits_ = 48;  // the common configuration; 39-bit kernels export TCR_EL1_T1SZ (5.12+)
+    if (page_size_ == 65536 && config && *config > static_cast<std::int64_t>(va_bits_) && *config < 64)
+      va_bits_ = static_cast<unsigned>(*config);
+    const auto pa = vmcoreinfo_.number("MAX_PHYSMEM_BITS");
+    pa_bits_ = pa && *pa > 0 && *pa < 64 ? static_cast<unsigned>(*pa) : 48;
+    const unsigned shift = static_cast<unsigned>(std::countr_zero(page_size_));
+    if (shift > 3 && va_bits_ > shift) levels_ = (va_bits_ - shift + shift - 4) / (shift - 3);
+  }
+
   static result<elf_core> parse(detail::file_image image) {
     const char* path = image.path();
     const auto bytes = image.bytes();
@@ -433,6 +468,7 @@ class elf_core {
   linux_::vmcoreinfo vmcoreinfo_;
   std::optional<physaddr> root_;
   unsigned levels_ = 4;
+  unsigned va_bits_ = 0, pa_bits_ = 0;
   std::uint64_t sme_mask_ = 0;
   std::int64_t kerndisp_ = 0;
   bool qemu_ = false;

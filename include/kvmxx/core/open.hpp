@@ -6,6 +6,7 @@
 // exclusive, and probe_core() refuses a file that two of them claim
 // (specs/freebsd-libkvm.md §1.6, STYLE.md §15.12).
 #pragma once
+#include <kvmxx/arch/aarch64.hpp>
 #include <kvmxx/arch/amd64.hpp>
 #include <kvmxx/arch/i386.hpp>
 #include <kvmxx/backend/elf_core.hpp>
@@ -130,21 +131,27 @@ using linux_i386_elf = kernel_memory<backend::elf_core, arch::i386, linux_kernel
 /// The running Linux x86_64 kernel through /proc/kcore (or a file in kcore's format).
 using linux_live_kcore = kernel_memory<backend::kcore, arch::amd64, linux_kernel_symbols>;
 
+/// A Linux AArch64 ELF core (QEMU dump, vmcore, makedumpfile ELF output).
+using linux_aarch64_elf = kernel_memory<backend::elf_core, arch::aarch64, linux_kernel_symbols>;
+static_assert(aarch64_paging_backend<backend::elf_core>);
+
 /// Every fully typed handle kvmxx::open can produce.
-using any_dump_handle = std::variant<freebsd_amd64_minidump, linux_amd64_elf, linux_i386_elf, linux_live_kcore>;
+using any_dump_handle =
+    std::variant<freebsd_amd64_minidump, linux_amd64_elf, linux_i386_elf, linux_aarch64_elf, linux_live_kcore>;
 
 namespace detail {
-/// Wraps an opened Linux ELF core in the handle `Handle` (whose Arch matches the core's
-/// machine) with the kernel file's symbols (vmlinux or a System.map/kallsyms file; may be
-/// nullptr), moved by the KASLR offset: amd64 — VMCOREINFO's KERNELOFFSET, else the page
-/// tables and the kernel file's `_text`; i386 — KERNELOFFSET, else VMCOREINFO's `_stext`
-/// minus the kernel file's (os/linux/kaslr.hpp).
+/// Builds the handle of an opened Linux ELF core whose machine Handle's Arch translates,
+/// with the kernel file's symbols (vmlinux or a System.map/kallsyms file; may be nullptr).
+/// The KASLR offset: VMCOREINFO's KERNELOFFSET; else on x86_64 the page tables and the
+/// kernel file's `_text` (os/linux/kaslr.hpp); else (i386, which has no KERNELOFFSET, and
+/// aarch64) SYMBOL(_stext) minus the kernel file's `_stext` (specs/linux-dumps.md §11,
+/// method 2).
 template <class Handle>
 [[nodiscard]] result<Handle> adopt_linux_elf(const char* kernel, const char* core, backend::elf_core b) {
   using arch_t = typename Handle::arch_type;
   if (b.machine() != arch_t::id)
-    return detail::fail(errc::unsupported_format, "%s: Linux %s ELF cores are recognised but not supported yet", core,
-                        name_of(b.machine()).data());
+    return detail::fail(errc::unsupported_format, "%s: a Linux %s ELF core, not %s", core, name_of(b.machine()).data(),
+                        name_of(arch_t::id).data());
   resolver::elf_symtab elf;
   resolver::symbol_file text;
   std::optional<kernel_file_info> kinfo;
@@ -153,6 +160,10 @@ template <class Handle>
     KVMXX_TRY(fd, detail::open_file(kernel, O_RDONLY));
     std::array<std::byte, 64> head{};
     KVMXX_TRY(n, detail::pread_full(fd.get(), head.data(), head.size(), 0, kernel));
+    const auto link = [&](const auto& r) {
+      if (auto s = r.lookup("_text")) link_text = to_integer(s.value().value);
+      if (auto s = r.lookup("_stext")) link_stext = to_integer(s.value().value);
+    };
     if (n >= 4 && std::memcmp(head.data(), format::elf::elfmag, 4) == 0) {
       KVMXX_TRY(k, probe_kernel_image(std::span<const std::byte>(head.data(), n), kernel));
       if (k.arch != b.machine())
@@ -161,18 +172,18 @@ template <class Handle>
       kinfo = k;
       KVMXX_TRY(t, resolver::elf_symtab::open(kernel));
       elf = std::move(t);
-      if (auto s = elf.lookup("_text")) link_text = to_integer(s.value().value);
-      if (auto s = elf.lookup("_stext")) link_stext = to_integer(s.value().value);
+      link(elf);
     } else {
       KVMXX_TRY(t, resolver::symbol_file::open(kernel));
       text = std::move(t);
-      if (auto s = text.lookup("_text")) link_text = to_integer(s.value().value);
-      if (auto s = text.lookup("_stext")) link_stext = to_integer(s.value().value);
+      link(text);
     }
   }
   std::int64_t offset = 0;
-  if constexpr (arch_t::id == machine::i386) offset = linux_::stext_kaslr_offset(b.vmcoreinfo(), link_stext).value_or(0);
-  else offset = linux_::kaslr_offset(arch_t{}, b, b.vmcoreinfo(), link_text).value_or(0);
+  if constexpr (std::is_same_v<arch_t, arch::amd64>)
+    offset = linux_::kaslr_offset(arch::amd64{}, b, b.vmcoreinfo(), link_text).value_or(0);
+  else
+    offset = linux_::stext_kaslr_offset(b.vmcoreinfo(), link_stext).value_or(0);
   resolver::vmcoreinfo_symbols vsyms(b.vmcoreinfo());
   // Never fails the open: a dump without usable tables leaves this source empty, saying why.
   linux_::kallsyms_abi abi;
@@ -185,18 +196,23 @@ template <class Handle>
 }
 }  // namespace detail
 
-/// Opens a Linux x86_64 ELF core with the kernel file's symbols (vmlinux or a
-/// System.map/kallsyms file; may be nullptr). The KASLR offset comes from VMCOREINFO, else
-/// from the page tables and the kernel file's `_text` (os/linux/kaslr.hpp).
+/// Opens a Linux x86_64 ELF core (see detail::adopt_linux_elf); other machines are refused
+/// here — open_dump_handle picks the handle by machine.
 [[nodiscard]] inline result<linux_amd64_elf> open_linux_elf(const char* kernel, const char* core) {
   KVMXX_TRY(b, backend::elf_core::open(core));
   return detail::adopt_linux_elf<linux_amd64_elf>(kernel, core, std::move(b));
 }
 
-/// Opens a Linux i386 ELF core (see open_linux_elf; KASLR from VMCOREINFO's `_stext`).
+/// Opens a Linux i386 ELF core (see detail::adopt_linux_elf; KASLR from VMCOREINFO's `_stext`).
 [[nodiscard]] inline result<linux_i386_elf> open_linux_i386_elf(const char* kernel, const char* core) {
   KVMXX_TRY(b, backend::elf_core::open(core));
   return detail::adopt_linux_elf<linux_i386_elf>(kernel, core, std::move(b));
+}
+
+/// Opens a Linux AArch64 ELF core (see detail::adopt_linux_elf).
+[[nodiscard]] inline result<linux_aarch64_elf> open_linux_aarch64_elf(const char* kernel, const char* core) {
+  KVMXX_TRY(b, backend::elf_core::open(core));
+  return detail::adopt_linux_elf<linux_aarch64_elf>(kernel, core, std::move(b));
 }
 
 namespace detail {
@@ -283,12 +299,23 @@ struct linux_kernel_file {
     }
     case core_format::linux_elf: {
       KVMXX_TRY(b, backend::elf_core::open(core));
-      if (b.machine() == machine::i386) {
-        KVMXX_TRY(km, detail::adopt_linux_elf<linux_i386_elf>(kernel, core, std::move(b)));
-        return any_dump_handle(std::in_place_type<linux_i386_elf>, std::move(km));
+      switch (b.machine()) {
+        case machine::amd64: {
+          KVMXX_TRY(km, detail::adopt_linux_elf<linux_amd64_elf>(kernel, core, std::move(b)));
+          return any_dump_handle(std::in_place_type<linux_amd64_elf>, std::move(km));
+        }
+        case machine::i386: {
+          KVMXX_TRY(km, detail::adopt_linux_elf<linux_i386_elf>(kernel, core, std::move(b)));
+          return any_dump_handle(std::in_place_type<linux_i386_elf>, std::move(km));
+        }
+        case machine::aarch64: {
+          KVMXX_TRY(km, detail::adopt_linux_elf<linux_aarch64_elf>(kernel, core, std::move(b)));
+          return any_dump_handle(std::in_place_type<linux_aarch64_elf>, std::move(km));
+        }
+        default:
+          return detail::fail(errc::unsupported_format, "%s: Linux %s ELF cores are recognised but not supported yet",
+                              core, name_of(b.machine()).data());
       }
-      KVMXX_TRY(km, detail::adopt_linux_elf<linux_amd64_elf>(kernel, core, std::move(b)));
-      return any_dump_handle(std::in_place_type<linux_amd64_elf>, std::move(km));
     }
     case core_format::linux_kcore: {
       KVMXX_TRY(km, open_linux_kcore(kernel, core));
