@@ -134,7 +134,20 @@ class minidump {
 
   /// The host address of the whole target page holding pa, when its bytes lie in the
   /// mapped file (the translation cache keeps these); nullptr otherwise.
-  [[nodiscard]] const std::byte* mapped_page(physaddr pa) const noexcept { return page_data(pa); }
+  /// The read path's page lookup (per cache miss on a sparse direct map): page_data()
+  /// without optionals, in one pass.
+  [[nodiscard]] const std::byte* mapped_page(physaddr pa) const noexcept {
+    const std::uint64_t pfn = to_integer(pa) >> page_shift_;
+    for (const auto& r : ranges_) {
+      if (pfn < r.start_pfn) return nullptr;  // a hole: not dumped
+      if (pfn >= r.end_pfn) continue;
+      const std::uint64_t rank = bitmap_.rank_or_npos(r.first_bit + (pfn - r.start_pfn));
+      if (rank == detail::rank_bitmap::npos) return nullptr;
+      const std::uint64_t off = hdr_.sparse_off + (rank << page_shift_);
+      return off < sparse_end_ ? image_.data() + off : nullptr;  // sparse_end_: whole pages
+    }
+    return nullptr;
+  }
 
   /// The host address of [pa, pa + len) (pa page-aligned, len a multiple of the page size)
   /// when every page of it is dumped and in the file: dumped pages are stored in physical

@@ -132,6 +132,15 @@ concept symbol_resolver = std::movable<R> && requires(const R& r, std::string_vi
   { r.lookup(name) } -> std::same_as<result<symbol>>;
 };
 
+/// A resolver that can also answer without recording an error message: try_lookup gives
+/// what lookup would return on success, nullopt where lookup fails. resolver::chain asks
+/// its sources this way first, so that a name found by a later source costs no formatted
+/// message from the earlier ones (bench/ workload (d)).
+template <class R>
+concept quiet_symbol_resolver = symbol_resolver<R> && requires(const R& r, std::string_view name) {
+  { r.try_lookup(name) } -> std::same_as<std::optional<symbol>>;
+};
+
 /// A resolver that can be built from the kernel file alone (the `-N kernel` of the tools).
 template <class R>
 concept kernel_file_resolver = symbol_resolver<R> && requires(const char* path) {

@@ -253,10 +253,39 @@ class kernel_memory {
       detail::thread_tlb_tables* tlb = detail::thread_tlb();
       if (KVMXX_UNLIKELY(tlb == nullptr)) return read_uncached(kvaddr{addr}, out);  // no memory for the cache
       const detail::tlb_entry& b = tlb->block[detail::tlb_slot<detail::tlb_block_entries>(addr >> bshift)];
-      if (KVMXX_LIKELY(b.generation == generation_ && b.vpage == addr >> bshift && b.host != nullptr &&
-                       (addr & (block - 1)) + out.size() <= block)) {
-        std::memcpy(out.data(), b.host + (addr & (block - 1)), out.size());
-        return out.size();
+      if (KVMXX_LIKELY(b.generation == generation_ && b.vpage == addr >> bshift)) {
+        if (KVMXX_LIKELY(b.host != nullptr)) {
+          if (KVMXX_LIKELY((addr & (block - 1)) + out.size() <= block)) {
+            std::memcpy(out.data(), b.host + (addr & (block - 1)), out.size());
+            return out.size();
+          }
+        } else {
+          // A linear block whose pages are scattered in the file (a sparse minidump's direct
+          // map): the physical address is known, one file lookup finds the page. A block of
+          // 4 KiB pages (pa bit 0 set): its page table is known, one entry gives the page.
+          // Random reads here would miss a page cache, so none is kept.
+          constexpr std::uint64_t page = Arch::page_size;
+          std::uint64_t pa = 0;
+          bool known = false;
+          if ((b.pa & 1) == 0) {
+            pa = b.pa + (addr & (block - 1));
+            known = true;
+          } else if constexpr (requires(physaddr table) {
+                                 { arch_.translate_leaf(backend_, kvaddr{}, table) } -> std::same_as<result<translation>>;
+                               }) {
+            auto t = arch_.translate_leaf(backend_, kvaddr{addr}, physaddr{b.pa & ~std::uint64_t{1}});
+            if (t) {
+              pa = to_integer(t.value().pa);
+              known = true;
+            }
+          }
+          if (known && (pa & (page - 1)) + out.size() <= page) {
+            if (const std::byte* h = backend_.mapped_page(physaddr{pa & ~(page - 1)})) {
+              std::memcpy(out.data(), h + (pa & (page - 1)), out.size());
+              return out.size();
+            }
+          }
+        }
       }
       return read_mapped_loop(*tlb, addr, out);
     }

@@ -123,6 +123,9 @@ inline constexpr std::size_t probe_size = 4096;
 using linux_kernel_symbols =
     resolver::chain<resolver::displaced<resolver::elf_symtab>, resolver::displaced<resolver::symbol_file>,
                     resolver::kallsyms, resolver::vmcoreinfo_symbols>;
+// Every source answers quietly, so a name found by kallsyms costs no message from the
+// empty kernel-file sources before it (resolver/chain.hpp).
+static_assert(quiet_symbol_resolver<linux_kernel_symbols>);
 /// A Linux x86_64 ELF core (vmcore, QEMU dump, makedumpfile ELF output).
 using linux_amd64_elf = kernel_memory<backend::elf_core, arch::amd64, linux_kernel_symbols>;
 /// A Linux i386 ELF core, 2-level or PAE paging (QEMU dump, vmcore; ELF32 or ELF64).

@@ -68,6 +68,16 @@ class rank_bitmap {
     return b.rank + popcount64(b.word & (bit - 1));
   }
 
+  static constexpr std::uint64_t npos = ~std::uint64_t{0};
+  /// rank_if_set without the optional: npos when bit i is clear or out of range.
+  [[nodiscard]] std::uint64_t rank_or_npos(std::uint64_t i) const noexcept {
+    if (i >= bits_) return npos;
+    const auto& b = blocks_[i / 64];
+    const std::uint64_t bit = std::uint64_t{1} << (i % 64);
+    if ((b.word & bit) == 0) return npos;
+    return b.rank + popcount64(b.word & (bit - 1));
+  }
+
   /// The first set bit at index >= i, or nullopt.
   [[nodiscard]] std::optional<std::uint64_t> next_set(std::uint64_t i) const noexcept {
     if (i >= bits_) return std::nullopt;

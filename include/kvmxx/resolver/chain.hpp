@@ -54,6 +54,11 @@ class chain {
 
   /// \errors errc::symbol_not_found, errc::no_symbol_table (see the class comment)
   [[nodiscard]] result<symbol> lookup(std::string_view name) const {
+    // First quietly, when every source can answer so: no messages formatted for sources
+    // that miss before one that hits. The messages are made only when all of them miss.
+    if constexpr ((quiet_symbol_resolver<R> && ...)) {
+      if (auto s = try_lookup(name)) return *s;
+    }
     record_guard guard;
     std::optional<symbol> hit;
     std::string tried;
@@ -74,6 +79,18 @@ class chain {
                           "cannot look up \"%.*s\": none of the %zu sources has a symbol table: %s",
                           static_cast<int>(name.size()), name.data(), sizeof...(R), tried.c_str());
     }
+  }
+
+  /// lookup without the error message: the first source's hit (every source must be a
+  /// quiet_symbol_resolver).
+  [[nodiscard]] std::optional<symbol> try_lookup(std::string_view name) const
+    requires(quiet_symbol_resolver<R> && ...)
+  {
+    std::optional<symbol> hit;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (void)((hit = std::get<I>(sources_).try_lookup(name)).has_value() || ...);
+    }(std::index_sequence_for<R...>{});
+    return hit;
   }
 
   /// The I-th source.

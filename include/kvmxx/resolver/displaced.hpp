@@ -12,6 +12,7 @@
 #include <kvmxx/resolver/none.hpp>
 
 #include <concepts>
+#include <optional>
 #include <cstdint>
 #include <string_view>
 #include <type_traits>
@@ -47,6 +48,15 @@ class displaced {
   [[nodiscard]] result<symbol> lookup(std::string_view name) const {
     KVMXX_TRY(s, inner_.lookup(name));
     return symbol{s.value + static_cast<std::uint64_t>(displacement_), s.type};
+  }
+
+  /// lookup without the error message (when R can answer so): nullopt where lookup fails.
+  [[nodiscard]] std::optional<symbol> try_lookup(std::string_view name) const
+    requires quiet_symbol_resolver<R>
+  {
+    auto s = inner_.try_lookup(name);
+    if (!s) return std::nullopt;
+    return symbol{s->value + static_cast<std::uint64_t>(displacement_), s->type};
   }
 
   /// Added to every address found (runtime minus link-time).

@@ -22,6 +22,7 @@
 #include <kvmxx/format/elf.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -53,6 +54,15 @@ class elf_symtab {
   /// Indexes bytes the caller keeps alive as long as the resolver.
   [[nodiscard]] static result<elf_symtab> from_bytes(std::span<const std::byte> bytes, std::string name = "<memory>") {
     return parse(detail::file_image::borrow(bytes, std::move(name)));
+  }
+
+  /// lookup without the error message: nullopt where lookup fails.
+  [[nodiscard]] std::optional<symbol> try_lookup(std::string_view name) const noexcept {
+    if (!image_ || entries_.empty()) return std::nullopt;
+    if (const auto* e = find(name)) return symbol{kvaddr{e->value}, e->type};
+    if (name.size() > 1 && name[0] == '_')
+      if (const auto* e = find(name.substr(1))) return symbol{kvaddr{e->value}, e->type};
+    return std::nullopt;
   }
 
   [[nodiscard]] result<symbol> lookup(std::string_view name) const {

@@ -16,6 +16,7 @@
 #include <kvmxx/os/linux/vmcoreinfo.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -74,9 +75,19 @@ class kallsyms {
     return kallsyms(std::move(table).value());
   }
 
+  /// lookup without the error message: nullopt where lookup fails.
+  [[nodiscard]] std::optional<symbol> try_lookup(std::string_view name) const {
+    if (!data_) return std::nullopt;
+    if (const auto* e = find(name)) return symbol{kvaddr{e->value}, n_type_of(e->type)};
+    if (name.size() > 1 && name[0] == '_')
+      if (const auto* e = find(name.substr(1))) return symbol{kvaddr{e->value}, n_type_of(e->type)};
+    return std::nullopt;
+  }
+
   /// \errors errc::symbol_not_found; errc::no_symbol_table for an empty resolver (the
   /// message gives the reason)
   [[nodiscard]] result<symbol> lookup(std::string_view name) const {
+    if (auto s = try_lookup(name)) return *s;
     if (!data_) {
       if (why_.empty())
         return detail::fail(errc::no_symbol_table, "kallsyms: cannot look up \"%.*s\": no kallsyms tables were decoded",

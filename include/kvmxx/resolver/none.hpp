@@ -5,6 +5,7 @@
 #include <kvmxx/core/concepts.hpp>
 #include <kvmxx/core/error.hpp>
 
+#include <optional>
 #include <string_view>
 
 namespace kvmxx::inline KVMXX_ABI::resolver {
@@ -15,7 +16,8 @@ struct none {
     return detail::fail(errc::no_symbol_table, "cannot look up \"%.*s\": no symbol table (no kernel file given)",
                         static_cast<int>(name.size()), name.data());
   }
+  [[nodiscard]] std::optional<symbol> try_lookup(std::string_view) const noexcept { return std::nullopt; }
 };
-static_assert(symbol_resolver<none>);
+static_assert(quiet_symbol_resolver<none>);
 
 }  // namespace kvmxx::inline KVMXX_ABI::resolver

@@ -19,6 +19,7 @@
 #include <kvmxx/detail/fd.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -110,9 +111,19 @@ class symbol_file {
     return f;
   }
 
+  /// lookup without the error message: nullopt where lookup fails.
+  [[nodiscard]] std::optional<symbol> try_lookup(std::string_view name) const noexcept {
+    if (!loaded_ || entries_.empty() || hidden_) return std::nullopt;
+    if (const auto* e = find(name)) return symbol{kvaddr{e->value}, e->type};
+    if (name.size() > 1 && name[0] == '_')
+      if (const auto* e = find(name.substr(1))) return symbol{kvaddr{e->value}, e->type};
+    return std::nullopt;
+  }
+
   /// \errors errc::symbol_not_found; errc::no_symbol_table for an empty resolver, a file
   /// without symbols, or a file whose addresses are hidden (all 0, kptr_restrict)
   [[nodiscard]] result<symbol> lookup(std::string_view name) const {
+    if (auto s = try_lookup(name)) return *s;
     if (!loaded_)
       return detail::fail(errc::no_symbol_table, "cannot look up \"%.*s\": no symbol file was loaded",
                           static_cast<int>(name.size()), name.data());

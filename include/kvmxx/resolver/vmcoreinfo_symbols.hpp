@@ -20,6 +20,7 @@
 #include <kvmxx/os/linux/vmcoreinfo.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -64,6 +65,14 @@ class vmcoreinfo_symbols {
 
   /// \errors errc::symbol_not_found; errc::no_symbol_table when the VMCOREINFO had no
   /// SYMBOL() line (or the resolver is empty)
+  /// lookup without the error message: nullopt where lookup fails.
+  [[nodiscard]] std::optional<symbol> try_lookup(std::string_view name) const noexcept {
+    if (const auto* e = find(name)) return symbol{kvaddr{e->value}, nlist_type::data | nlist_type::ext};
+    if (name.size() > 1 && name[0] == '_')
+      if (const auto* e = find(name.substr(1))) return symbol{kvaddr{e->value}, nlist_type::data | nlist_type::ext};
+    return std::nullopt;
+  }
+
   [[nodiscard]] result<symbol> lookup(std::string_view name) const {
     if (entries_.empty())
       return detail::fail(errc::no_symbol_table, "VMCOREINFO: cannot look up \"%.*s\": there are no SYMBOL() lines",

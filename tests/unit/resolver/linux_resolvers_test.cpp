@@ -1062,3 +1062,41 @@ TEST_CASE("the nokaslr kallsyms moved by the kaslr boot's KERNELOFFSET is the ka
   }
   CHECK(value_of(moved.lookup("init_top_pgt")) == value_of(vi.lookup("swapper_pg_dir")));
 }
+
+TEST_CASE("try_lookup answers what lookup answers, without a message, in every resolver and chain",
+          "[resolver][linux][chain]") {
+  const auto map = from_text("ffffffff81000000 T _stext\nffffffff81000100 t local_thing\n", "System.map");
+  const vmcoreinfo_symbols vi(vmcoreinfo::parse("SYMBOL(swapper_pg_dir)=ffffffff82a10000\nSYMBOL(_stext)=1\n"));
+  const displaced<symbol_file> moved(map, 0x1000);
+  STATIC_REQUIRE(kvmxx::quiet_symbol_resolver<symbol_file>);
+  STATIC_REQUIRE(kvmxx::quiet_symbol_resolver<vmcoreinfo_symbols>);
+  STATIC_REQUIRE(kvmxx::quiet_symbol_resolver<displaced<symbol_file>>);
+  STATIC_REQUIRE(kvmxx::quiet_symbol_resolver<kvmxx::resolver::none>);
+  STATIC_REQUIRE(kvmxx::quiet_symbol_resolver<chain<displaced<symbol_file>, vmcoreinfo_symbols>>);
+  STATIC_REQUIRE_FALSE(kvmxx::quiet_symbol_resolver<chain<silent_resolver, symbol_file>>);
+  const chain<kvmxx::resolver::none, displaced<symbol_file>, vmcoreinfo_symbols> c(kvmxx::resolver::none{}, moved, vi);
+  (void)kvmxx::detail::fail(errc::truncated, "the caller's own failure");
+  for (const std::string_view name :
+       {"_stext", "stext", "local_thing", "swapper_pg_dir", "_swapper_pg_dir", "absent", "_absent", ""}) {
+    CAPTURE(name);
+    auto check = [&](const auto& r) {
+      const auto loud = r.lookup(name);
+      const auto quiet = r.try_lookup(name);
+      REQUIRE(quiet.has_value() == loud.has_value());
+      if (quiet) {
+        CHECK(kvmxx::to_integer(quiet->value) == value_of(loud));
+        CHECK(static_cast<unsigned>(quiet->type) == type_of(loud));
+      }
+    };
+    check(map);
+    check(vi);
+    check(moved);
+    check(c);
+    // A quiet miss leaves the thread's message alone; a chain hit does too.
+    (void)kvmxx::detail::fail(errc::truncated, "the caller's own failure");
+    (void)c.try_lookup(name);
+    CHECK(kvmxx::last_error_message() == "the caller's own failure");
+  }
+  CHECK(value_of(c.lookup("_stext")) == 0xffffffff81001000);  // the moved map wins over VMCOREINFO's
+  CHECK(value_of(c.lookup("swapper_pg_dir")) == 0xffffffff82a10000);
+}
