@@ -54,6 +54,11 @@ run_catch() {
   if [ ! -s "$results/$name.xml" ]; then
     cat "$results/$name.stdout"
     record fail "$name: the test binary produced no report (exit $rc)" crashes
+  elif [ $rc -ne 0 ] && grep -q "Sanitizer" "$results/$name.stdout"; then
+    # A sanitizer report at exit (LeakSanitizer runs after the last test case) leaves a
+    # complete XML report behind: it must still count.
+    grep -A12 "Sanitizer" "$results/$name.stdout" | head -30
+    record fail "$name: exit $rc with a sanitizer report ($results/$name.stdout)" crashes
   fi
 }
 
@@ -137,6 +142,9 @@ done
 
 # Sanitizers: leaks, out-of-bounds reads on damaged dumps, undefined behaviour.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+# libkdumpfile 0.5.1 (the peer, not our code) leaks a 104-byte object per i386 dump it
+# opens, allocated inside the library; the suppression matches only stacks through it.
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/peer/lsan-libkdumpfile.supp}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 if build asan clang++ --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false; then
   run_catch asan-unit build-asan/tests/kvmxx-unit

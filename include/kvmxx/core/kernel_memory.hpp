@@ -234,6 +234,7 @@ class kernel_memory {
     if constexpr (virtual_backend<Backend>) {
       return backend_.read_virtual(va, out);
     } else if constexpr (mapped_backend<Backend>) {
+      if (out.empty()) return std::size_t{0};  // its data() may be null: no memcpy with it
       return read_mapped(to_integer(va), out);
     } else {
       return read_uncached(va, out);
