@@ -242,54 +242,56 @@ class kernel_memory {
   }
 
  private:
-  // The per-thread translation cache's hit path (detail/tlb.hpp): a 2 MiB block entry, else
-  // a page entry, then one memcpy. Kept small so that it inlines into the caller's loop;
-  // misses go out of line to fill_tlb.
+  static constexpr std::uint64_t tlb_block = std::uint64_t{1} << detail::tlb_block_shift;
+
+  // Whether Arch can resume a walk at the page table of a block (translate_leaf).
+  static constexpr bool resumable_arch = requires(const Arch& a, const Backend& b, physaddr table) {
+    { a.translate_leaf(b, kvaddr{}, table) } -> std::same_as<result<translation>>;
+  };
+
+  // A block entry without bytes holds in pa the block's physical address, or (bit 0 set —
+  // never a block's address: blocks are cached only when even) the page table that maps
+  // the block's 4 KiB pages. The physical address of addr inside block b, or nullopt when
+  // the page table says it is not mapped.
+  [[nodiscard]] std::optional<std::uint64_t> pa_in_block(const detail::tlb_entry& b, std::uint64_t addr) const noexcept {
+    if ((b.pa & 1) == 0) return b.pa + (addr & (tlb_block - 1));
+    if constexpr (resumable_arch) {
+      auto t = arch_.translate_leaf(backend_, kvaddr{addr}, physaddr{b.pa & ~std::uint64_t{1}});
+      if (t) return to_integer(t.value().pa);
+    }
+    return std::nullopt;
+  }
+
+  // The per-thread translation cache's hit path (detail/tlb.hpp), straight-line for the
+  // common cases so that it inlines into the caller's loop: the read lies in one cached
+  // block (the copy's length is then the caller's, a constant when it reads an object), or
+  // in one page of a block whose physical address or page table is cached. Everything else
+  // goes through read_mapped_loop, and misses out of line to fill_tlb.
   [[nodiscard]] result<std::size_t> read_mapped(std::uint64_t addr, std::span<std::byte> out) const noexcept {
-    {
-      // The common case first, straight-line: the read lies in one cached block (the copy's
-      // length is then the caller's, a constant when it reads an object).
-      constexpr unsigned bshift = detail::tlb_block_shift;
-      constexpr std::uint64_t block = std::uint64_t{1} << bshift;
-      detail::thread_tlb_tables* tlb = detail::thread_tlb();
-      if (KVMXX_UNLIKELY(tlb == nullptr)) return read_uncached(kvaddr{addr}, out);  // no memory for the cache
-      const detail::tlb_entry& b = tlb->block[detail::tlb_slot<detail::tlb_block_entries>(addr >> bshift)];
-      if (KVMXX_LIKELY(b.generation == generation_ && b.vpage == addr >> bshift)) {
-        if (KVMXX_LIKELY(b.host != nullptr)) {
-          if (KVMXX_LIKELY((addr & (block - 1)) + out.size() <= block)) {
-            std::memcpy(out.data(), b.host + (addr & (block - 1)), out.size());
+    constexpr unsigned bshift = detail::tlb_block_shift;
+    detail::thread_tlb_tables* tlb = detail::thread_tlb();
+    if (KVMXX_UNLIKELY(tlb == nullptr)) return read_uncached(kvaddr{addr}, out);  // no memory for the cache
+    const detail::tlb_entry& b = tlb->block[detail::tlb_slot<detail::tlb_block_entries>(addr >> bshift)];
+    if (KVMXX_LIKELY(b.generation == generation_ && b.vpage == addr >> bshift)) {
+      if (KVMXX_LIKELY(b.host != nullptr)) {
+        if (KVMXX_LIKELY((addr & (tlb_block - 1)) + out.size() <= tlb_block)) {
+          std::memcpy(out.data(), b.host + (addr & (tlb_block - 1)), out.size());
+          return out.size();
+        }
+      } else if (const auto pa = pa_in_block(b, addr)) {
+        // Pages scattered in the file (a sparse minidump's direct map) or mapped one by one:
+        // one file lookup finds the page. Random reads here would miss a page cache, so
+        // none is kept.
+        constexpr std::uint64_t page = Arch::page_size;
+        if ((*pa & (page - 1)) + out.size() <= page) {
+          if (const std::byte* h = backend_.mapped_page(physaddr{*pa & ~(page - 1)})) {
+            std::memcpy(out.data(), h + (*pa & (page - 1)), out.size());
             return out.size();
-          }
-        } else {
-          // A linear block whose pages are scattered in the file (a sparse minidump's direct
-          // map): the physical address is known, one file lookup finds the page. A block of
-          // 4 KiB pages (pa bit 0 set): its page table is known, one entry gives the page.
-          // Random reads here would miss a page cache, so none is kept.
-          constexpr std::uint64_t page = Arch::page_size;
-          std::uint64_t pa = 0;
-          bool known = false;
-          if ((b.pa & 1) == 0) {
-            pa = b.pa + (addr & (block - 1));
-            known = true;
-          } else if constexpr (requires(physaddr table) {
-                                 { arch_.translate_leaf(backend_, kvaddr{}, table) } -> std::same_as<result<translation>>;
-                               }) {
-            auto t = arch_.translate_leaf(backend_, kvaddr{addr}, physaddr{b.pa & ~std::uint64_t{1}});
-            if (t) {
-              pa = to_integer(t.value().pa);
-              known = true;
-            }
-          }
-          if (known && (pa & (page - 1)) + out.size() <= page) {
-            if (const std::byte* h = backend_.mapped_page(physaddr{pa & ~(page - 1)})) {
-              std::memcpy(out.data(), h + (pa & (page - 1)), out.size());
-              return out.size();
-            }
           }
         }
       }
-      return read_mapped_loop(*tlb, addr, out);
     }
+    return read_mapped_loop(*tlb, addr, out);
   }
 
   [[nodiscard]] result<std::size_t> read_mapped_loop(detail::thread_tlb_tables& tlb, std::uint64_t addr,
@@ -298,7 +300,6 @@ class kernel_memory {
     constexpr unsigned shift = std::countr_zero(page);
     static_assert(std::has_single_bit(page));
     constexpr unsigned bshift = detail::tlb_block_shift;
-    constexpr std::uint64_t block = std::uint64_t{1} << bshift;
     std::size_t done = 0;
     while (done < out.size()) {
       const std::byte* host;
@@ -306,8 +307,8 @@ class kernel_memory {
       const detail::tlb_entry& b = tlb.block[detail::tlb_slot<detail::tlb_block_entries>(addr >> bshift)];
       const bool in_block = b.generation == generation_ && b.vpage == addr >> bshift;
       if (KVMXX_LIKELY(in_block && b.host != nullptr)) {
-        host = b.host + (addr & (block - 1));
-        avail = block - (addr & (block - 1));
+        host = b.host + (addr & (tlb_block - 1));
+        avail = tlb_block - (addr & (tlb_block - 1));
       } else {
         const detail::tlb_entry& p = tlb.page[detail::tlb_slot<detail::tlb_page_entries>(addr >> shift)];
         if (KVMXX_LIKELY(p.generation == generation_ && p.vpage == addr >> shift)) {
@@ -330,49 +331,40 @@ class kernel_memory {
     return done;
   }
 
-  // A translation-cache miss. Inside a cached block whose bytes are scattered (known), the
-  // physical address needs no walk; otherwise translate, and cache the 2 MiB block when one
-  // leaf maps it (with its host address when its bytes are contiguous in the file). Then
-  // cache the page when its bytes are in the file. Returns the host address of addr and
-  // (in avail) how many bytes from there the entry covers, or nullptr.
+  // A translation-cache miss. Inside a cached block without bytes (known), pa_in_block
+  // needs no full walk; otherwise translate, and cache the 2 MiB block when one leaf maps
+  // it (with its host address when its bytes are contiguous in the file), or its page table
+  // when 4 KiB pages map it. Then cache the page when its bytes are in the file. Returns the
+  // host address of addr and (in avail) how many bytes from there the entry covers, or
+  // nullptr.
   KVMXX_NOINLINE const std::byte* fill_tlb(detail::thread_tlb_tables& tlb, std::uint64_t addr, std::uint64_t& avail,
                                            const detail::tlb_entry* known) const noexcept {
     constexpr std::uint64_t page = Arch::page_size;
     constexpr unsigned shift = std::countr_zero(page);
     constexpr unsigned bshift = detail::tlb_block_shift;
-    constexpr std::uint64_t block = std::uint64_t{1} << bshift;
-    constexpr bool resumable = requires(physaddr table) {
-      { arch_.translate_leaf(backend_, kvaddr{}, table) } -> std::same_as<result<translation>>;
-    };
-    // Block entries: host != nullptr: the block's bytes; else pa is the block's physical
-    // address, or (bit 0 set, never a block address: blocks are cached only when even) the
-    // page table that maps the block's pages.
     std::uint64_t pa;
-    if (known != nullptr && (known->pa & 1) == 0) {
-      pa = known->pa + (addr & (block - 1));
+    if (known != nullptr) {
+      const auto p = pa_in_block(*known, addr);
+      if (!p) return nullptr;
+      pa = *p;
     } else {
-      auto t = [&]() -> result<translation> {
-        if constexpr (resumable)
-          if (known != nullptr) return arch_.translate_leaf(backend_, kvaddr{addr}, physaddr{known->pa & ~std::uint64_t{1}});
-        return arch_.translate(backend_, kvaddr{addr});
-      }();
+      auto t = arch_.translate(backend_, kvaddr{addr});
       if (!t) return nullptr;
       pa = to_integer(t.value().pa);
       const std::uint64_t bs = t.value().block_size;
-      const std::uint64_t in = addr & (block - 1);
-      if (known != nullptr) {
-        // a page of a block whose table is cached: cache the page below
-      } else if (bs >= block && bs % block == 0 && ((pa - in) & 1) == 0) {
+      const std::uint64_t in = addr & (tlb_block - 1);
+      detail::tlb_entry& slot = tlb.block[detail::tlb_slot<detail::tlb_block_entries>(addr >> bshift)];
+      if (bs >= tlb_block && bs % tlb_block == 0 && ((pa - in) & 1) == 0) {
         const std::byte* h = nullptr;
         if constexpr (requires { { backend_.mapped_range(physaddr{}, std::uint64_t{}) } -> std::same_as<const std::byte*>; })
-          h = backend_.mapped_range(physaddr{pa - in}, block);
-        tlb.block[detail::tlb_slot<detail::tlb_block_entries>(addr >> bshift)] = {generation_, addr >> bshift, h, pa - in};
+          h = backend_.mapped_range(physaddr{pa - in}, tlb_block);
+        slot = {generation_, addr >> bshift, h, pa - in};
         if (h != nullptr) {
-          avail = block - in;
+          avail = tlb_block - in;
           return h + in;
         }
-      } else if (resumable && t.value().leaf_table != 0 && (t.value().leaf_table & 1) == 0) {
-        tlb.block[detail::tlb_slot<detail::tlb_block_entries>(addr >> bshift)] = {generation_, addr >> bshift, nullptr, t.value().leaf_table | 1};
+      } else if (resumable_arch && t.value().leaf_table != 0 && (t.value().leaf_table & 1) == 0) {
+        slot = {generation_, addr >> bshift, nullptr, t.value().leaf_table | 1};
       }
     }
     const std::uint64_t in = addr & (page - 1);
